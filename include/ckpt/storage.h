@@ -1,0 +1,108 @@
+// The storage interface: one driver per scheme, all addressed by keys relative to a root
+// location ("a/b.bin"). Drivers for remote schemes live in plugins loaded on first use, so
+// local-only commands never load an HTTP stack.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ckpt/status.h"
+#include "ckpt/uri.h"
+
+namespace ckpt {
+
+struct ObjectInfo {
+  std::string key;  // relative to the storage root, '/'-separated
+  uint64_t size = 0;
+};
+
+// Sequential bytes (stdin, a file, memory). read() returns 0 at end of stream.
+class ByteSource {
+ public:
+  virtual ~ByteSource() = default;
+  virtual Result<size_t> read(void* buf, size_t len) = 0;
+  // Total size when known in advance (lets drivers pick single vs multipart upload).
+  virtual std::optional<uint64_t> size_hint() const { return std::nullopt; }
+};
+
+class ByteSink {
+ public:
+  virtual ~ByteSink() = default;
+  virtual Status write(const void* buf, size_t len) = 0;
+};
+
+// Random access to one object (inspect reads a zip directory without the tensor bytes).
+class RandomAccessFile {
+ public:
+  virtual ~RandomAccessFile() = default;
+  virtual uint64_t size() const = 0;
+  // Reads up to len bytes at offset; fewer only at end of object.
+  virtual Result<size_t> read_at(uint64_t offset, void* buf, size_t len) = 0;
+  // Non-null when the whole object is memory-mapped (local files): zero-copy access.
+  virtual const uint8_t* data() const { return nullptr; }
+  // Bytes fetched so far from the backing store (reported by inspect --verbose).
+  virtual uint64_t bytes_fetched() const { return 0; }
+};
+
+// Called from any thread with the number of bytes just transferred.
+using ProgressFn = std::function<void(uint64_t bytes)>;
+
+struct StorageOptions {
+  std::string endpoint;      // S3-compatible endpoint override
+  std::string region;        // S3 region override
+  unsigned parts_in_flight = 8;
+  uint64_t part_size = 16ull << 20;
+  bool durable = true;       // local: fsync files and directories before reporting success
+};
+
+class Storage {
+ public:
+  virtual ~Storage() = default;
+
+  // The root location, for messages.
+  virtual const Location& location() const = 0;
+  std::string uri_of(const std::string& key) const { return join_key(location().uri, key); }
+
+  // Every object below the root, recursively, sorted by key. A missing root is an empty list.
+  virtual Result<std::vector<ObjectInfo>> list() = 0;
+  // Size of one object; nullopt when it does not exist.
+  virtual Result<std::optional<ObjectInfo>> stat(const std::string& key) = 0;
+
+  // Writes the source to key atomically: readers see the old object or the new one.
+  virtual Status put(const std::string& key, ByteSource& src, const ProgressFn& progress) = 0;
+  // Writes the whole object into a local file (created or truncated).
+  virtual Status get_to_file(const std::string& key, const std::filesystem::path& dst,
+                             const ProgressFn& progress) = 0;
+  // Streams the whole object, in order, into sink.
+  virtual Status get_to_sink(const std::string& key, ByteSink& sink,
+                             const ProgressFn& progress) = 0;
+  virtual Result<std::unique_ptr<RandomAccessFile>> open(const std::string& key) = 0;
+  // Removing a missing object is not an error.
+  virtual Status remove(const std::string& key) = 0;
+  // Makes everything put so far durable (local: syncfs); a no-op for object stores.
+  virtual Status flush() { return {}; }
+};
+
+// Opens the driver for a location ("file" built in; others loaded from plugins).
+Result<std::unique_ptr<Storage>> open_storage(const Location& loc, const StorageOptions& opts);
+
+// The local driver, directly (tests, and the restore target).
+std::unique_ptr<Storage> make_local_storage(const Location& loc, const StorageOptions& opts);
+
+// Plugin entry point: a shared object named "ckpt-<scheme>.so" exports
+//   extern "C" ckpt::Storage* ckpt_open_storage(const ckpt::Location*,
+//                                               const ckpt::StorageOptions*, ckpt::Status*);
+// returning null with *status set on failure.
+using OpenStorageFn = Storage* (*)(const Location*, const StorageOptions*, Status*);
+
+// Finds and loads "ckpt-<name>.so" (beside the executable, in ../lib/ckpt, or in
+// $CKPT_PLUGIN_DIR) and returns the named symbol.
+Result<void*> load_plugin_symbol(const std::string& plugin, const char* symbol);
+
+}  // namespace ckpt
