@@ -22,6 +22,7 @@ enum class Errc {
   kUnsupported,       // a scheme or format we do not handle (exit 1)
   kTimeout,           // a remote stopped answering (exit 1)
   kUnavailable,       // retryable remote failure that exhausted its retries (exit 1)
+  kFailedPrecondition,  // the state does not allow the operation (exit 1)
   kInternal,          // a bug (exit 1)
 };
 

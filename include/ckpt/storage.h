@@ -17,6 +17,10 @@
 
 namespace ckpt {
 
+// Keys under this top-level folder are ckpt's bookkeeping (manifests, temporary files), never
+// checkpoint content.
+inline constexpr const char* kReservedDir = ".ckpt";
+
 struct ObjectInfo {
   std::string key;  // relative to the storage root, '/'-separated
   uint64_t size = 0;
@@ -58,7 +62,7 @@ struct StorageOptions {
   std::string region;        // S3 region override
   unsigned parts_in_flight = 8;
   uint64_t part_size = 16ull << 20;
-  bool durable = true;       // local: fsync files and directories before reporting success
+  bool durable = false;      // local: fsync each file, then the filesystem, before success
 };
 
 class Storage {

@@ -25,6 +25,10 @@ bool is_unset_location(std::string_view value);
 // Parses a user-supplied location. A value without "scheme://" is a local path.
 Result<Location> parse_location(std::string_view value);
 
+// Accepts only keys that stay inside a directory when joined to it: relative, '/'-separated,
+// no empty, "." or ".." components, no NUL or backslash. The error names the key.
+Status check_relative_key(std::string_view key);
+
 // Joins a key prefix and a relative key with exactly one '/'.
 std::string join_key(std::string_view prefix, std::string_view key);
 

@@ -1,0 +1,99 @@
+// Sources and sinks over file descriptors and memory, and a hashing wrapper.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "ckpt/hash.h"
+#include "ckpt/storage.h"
+
+namespace ckpt {
+
+inline constexpr size_t kCopyBufferSize = 4u << 20;
+
+// Reads from a descriptor; owns it when `owned`. Retries EINTR.
+class FdSource : public ByteSource {
+ public:
+  FdSource(int fd, bool owned, std::string name, std::optional<uint64_t> size = std::nullopt)
+      : fd_(fd), owned_(owned), name_(std::move(name)), size_(size) {}
+  ~FdSource() override;
+  static Result<std::unique_ptr<FdSource>> open_file(const std::filesystem::path& path);
+  Result<size_t> read(void* buf, size_t len) override;
+  std::optional<uint64_t> size_hint() const override { return size_; }
+
+ private:
+  int fd_;
+  bool owned_;
+  std::string name_;
+  std::optional<uint64_t> size_;
+};
+
+class StringSource : public ByteSource {
+ public:
+  explicit StringSource(std::string data) : data_(std::move(data)) {}
+  Result<size_t> read(void* buf, size_t len) override;
+  std::optional<uint64_t> size_hint() const override { return data_.size(); }
+
+ private:
+  std::string data_;
+  size_t pos_ = 0;
+};
+
+// Hashes and counts every byte read through it.
+class HashingSource : public ByteSource {
+ public:
+  explicit HashingSource(ByteSource& inner) : inner_(inner) {}
+  Result<size_t> read(void* buf, size_t len) override;
+  std::optional<uint64_t> size_hint() const override { return inner_.size_hint(); }
+  uint64_t bytes() const { return bytes_; }
+  std::string hex_digest() const { return hasher_.hex_digest(); }
+
+ private:
+  ByteSource& inner_;
+  Hasher hasher_;
+  uint64_t bytes_ = 0;
+};
+
+class FdSink : public ByteSink {
+ public:
+  FdSink(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+  Status write(const void* buf, size_t len) override;
+
+ private:
+  int fd_;
+  std::string name_;
+};
+
+class StringSink : public ByteSink {
+ public:
+  Status write(const void* buf, size_t len) override {
+    data_.append(static_cast<const char*>(buf), len);
+    return {};
+  }
+  std::string& data() { return data_; }
+
+ private:
+  std::string data_;
+};
+
+class HashingSink : public ByteSink {
+ public:
+  explicit HashingSink(ByteSink& inner) : inner_(inner) {}
+  Status write(const void* buf, size_t len) override;
+  uint64_t bytes() const { return bytes_; }
+  std::string hex_digest() const { return hasher_.hex_digest(); }
+
+ private:
+  ByteSink& inner_;
+  Hasher hasher_;
+  uint64_t bytes_ = 0;
+};
+
+// Writes all of buf to fd, retrying short writes and EINTR.
+Status write_all(int fd, const void* buf, size_t len, std::string_view name);
+
+// A random 16-hex-digit token for temporary names.
+std::string random_token();
+
+}  // namespace ckpt

@@ -1,0 +1,58 @@
+// Shared by the subcommand files: options every command takes, logging, output, exit codes.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "ckpt/checkpoint.h"
+#include "ckpt/status.h"
+
+namespace ckpt::cli {
+
+struct CliContext {
+  std::string dest;
+  std::string src;
+  bool quiet = false;
+  int verbose = 0;
+  bool json = false;
+  unsigned jobs = 0;
+  std::string endpoint;
+  std::string region;
+  uint64_t part_size = 16ull << 20;
+  unsigned parts_in_flight = 8;
+  bool fsync = false;
+  bool no_manifest = false;
+  // Set by the chosen subcommand's callback; main() runs it after parsing succeeded.
+  std::function<int()> action;
+};
+
+// Exit codes (documented in README and man page): the one place Errc becomes a number.
+int exit_code(Errc code);
+
+// Logs the error (one line, no internals) and returns its exit code; 0 for ok.
+int finish(const Status& status, const CliContext& ctx);
+
+// Flags every subcommand accepts: locations, verbosity, transfer knobs.
+void add_common_options(CLI::App& cmd, CliContext& ctx, bool with_json);
+
+// Builds the engine configuration; progress goes to a terminal bar when stderr is one.
+CheckpointConfig make_config(const CliContext& ctx);
+
+// Log level, colour (NO_COLOR) and the stderr sink, from the parsed flags.
+void setup_logging(const CliContext& ctx);
+
+void print_json(const nlohmann::json& doc);
+std::string format_bytes(uint64_t bytes);
+
+// Subcommands, one file each.
+void add_save_command(CLI::App& app, CliContext& ctx);
+void add_restore_command(CLI::App& app, CliContext& ctx);
+void add_read_command(CLI::App& app, CliContext& ctx);
+void add_write_command(CLI::App& app, CliContext& ctx);
+void add_exists_command(CLI::App& app, CliContext& ctx);
+void add_inspect_command(CLI::App& app, CliContext& ctx);
+
+}  // namespace ckpt::cli

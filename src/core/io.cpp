@@ -1,0 +1,91 @@
+#include "ckpt/io.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+namespace ckpt {
+
+FdSource::~FdSource() {
+  if (owned_ && fd_ >= 0) ::close(fd_);
+}
+
+Result<std::unique_ptr<FdSource>> FdSource::open_file(const std::filesystem::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno_status(errno, "cannot open", path.string());
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return errno_status(err, "cannot stat", path.string());
+  }
+  if (S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    return Status(Errc::kInvalidArgument, "'" + path.string() + "' is a directory");
+  }
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  std::optional<uint64_t> size;
+  if (S_ISREG(st.st_mode)) size = static_cast<uint64_t>(st.st_size);
+  return std::make_unique<FdSource>(fd, true, path.string(), size);
+}
+
+Result<size_t> FdSource::read(void* buf, size_t len) {
+  for (;;) {
+    ssize_t n = ::read(fd_, buf, len);
+    if (n >= 0) return static_cast<size_t>(n);
+    if (errno == EINTR) continue;
+    return errno_status(errno, "cannot read", name_);
+  }
+}
+
+Result<size_t> StringSource::read(void* buf, size_t len) {
+  size_t n = std::min(len, data_.size() - pos_);
+  std::memcpy(buf, data_.data() + pos_, n);
+  pos_ += n;
+  return n;
+}
+
+Result<size_t> HashingSource::read(void* buf, size_t len) {
+  auto n = inner_.read(buf, len);
+  if (n.ok() && *n > 0) {
+    hasher_.update(buf, *n);
+    bytes_ += *n;
+  }
+  return n;
+}
+
+Status write_all(int fd, const void* buf, size_t len, std::string_view name) {
+  const char* p = static_cast<const char*>(buf);
+  while (len > 0) {
+    ssize_t n = ::write(fd, p, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno_status(errno, "cannot write", name);
+    }
+    p += n;
+    len -= static_cast<size_t>(n);
+  }
+  return {};
+}
+
+Status FdSink::write(const void* buf, size_t len) { return write_all(fd_, buf, len, name_); }
+
+Status HashingSink::write(const void* buf, size_t len) {
+  hasher_.update(buf, len);
+  bytes_ += len;
+  return inner_.write(buf, len);
+}
+
+std::string random_token() {
+  static thread_local std::mt19937_64 rng{std::random_device{}() ^
+                                          (static_cast<uint64_t>(::getpid()) << 32)};
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+}  // namespace ckpt

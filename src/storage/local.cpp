@@ -1,0 +1,203 @@
+// Local filesystem driver. Writes go to <root>/.ckpt/tmp/<token> and are renamed into place,
+// so a reader sees the old file or the new one and a killed writer leaves only a temp file.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <memory>
+#include <system_error>
+#include <vector>
+
+#include "ckpt/io.h"
+#include "ckpt/storage.h"
+
+namespace fs = std::filesystem;
+
+namespace ckpt {
+namespace {
+
+class MappedFile : public RandomAccessFile {
+ public:
+  MappedFile(int fd, uint64_t size, const uint8_t* map) : fd_(fd), size_(size), map_(map) {}
+  ~MappedFile() override {
+    if (map_) ::munmap(const_cast<uint8_t*>(map_), size_);
+    ::close(fd_);
+  }
+  uint64_t size() const override { return size_; }
+  const uint8_t* data() const override { return map_; }
+  Result<size_t> read_at(uint64_t offset, void* buf, size_t len) override {
+    if (offset >= size_) return size_t{0};
+    size_t n = static_cast<size_t>(std::min<uint64_t>(len, size_ - offset));
+    std::copy(map_ + offset, map_ + offset + n, static_cast<uint8_t*>(buf));
+    return n;
+  }
+
+ private:
+  int fd_;
+  uint64_t size_;
+  const uint8_t* map_;
+};
+
+// Copies src into an open descriptor in large chunks.
+Status copy_to_fd(ByteSource& src, int fd, const std::string& name, const ProgressFn& progress) {
+  std::unique_ptr<char[]> buf(new char[kCopyBufferSize]);
+  for (;;) {
+    CKPT_ASSIGN_OR_RETURN(size_t n, src.read(buf.get(), kCopyBufferSize));
+    if (n == 0) return {};
+    CKPT_RETURN_IF_ERROR(write_all(fd, buf.get(), n, name));
+    if (progress) progress(n);
+  }
+}
+
+class LocalStorage : public Storage {
+ public:
+  LocalStorage(Location loc, StorageOptions opts)
+      : loc_(std::move(loc)), root_(loc_.path), opts_(std::move(opts)) {}
+
+  const Location& location() const override { return loc_; }
+
+  Result<std::vector<ObjectInfo>> list() override {
+    std::vector<ObjectInfo> out;
+    std::error_code ec;
+    auto st = fs::status(root_, ec);
+    if (ec || !fs::exists(st)) return out;
+    if (!fs::is_directory(st)) {
+      return Status(Errc::kInvalidArgument, "'" + loc_.uri + "' is not a directory");
+    }
+    fs::recursive_directory_iterator it(root_, fs::directory_options::none, ec), end;
+    if (ec) return errno_status(ec.value(), "cannot list", loc_.uri);
+    for (; it != end; it.increment(ec)) {
+      if (ec) return errno_status(ec.value(), "cannot list", loc_.uri);
+      std::error_code fec;
+      if (!it->is_regular_file(fec)) continue;  // follows symlinks to files
+      auto rel = it->path().lexically_relative(root_).generic_string();
+      out.push_back({rel, static_cast<uint64_t>(it->file_size(fec))});
+      if (fec) return errno_status(fec.value(), "cannot stat", it->path().string());
+    }
+    std::sort(out.begin(), out.end(),
+              [](const ObjectInfo& a, const ObjectInfo& b) { return a.key < b.key; });
+    return out;
+  }
+
+  Result<std::optional<ObjectInfo>> stat(const std::string& key) override {
+    struct stat st {};
+    auto p = root_ / key;
+    if (::stat(p.c_str(), &st) != 0) {
+      if (errno == ENOENT || errno == ENOTDIR) return std::optional<ObjectInfo>{};
+      return errno_status(errno, "cannot stat", p.string());
+    }
+    if (!S_ISREG(st.st_mode)) return std::optional<ObjectInfo>{};
+    return std::optional<ObjectInfo>(ObjectInfo{key, static_cast<uint64_t>(st.st_size)});
+  }
+
+  Status put(const std::string& key, ByteSource& src, const ProgressFn& progress) override {
+    CKPT_RETURN_IF_ERROR(check_relative_key(key));
+    auto target = root_ / key;
+    auto tmp_dir = root_ / kReservedDir / "tmp";
+    CKPT_RETURN_IF_ERROR(make_dirs(tmp_dir));
+    CKPT_RETURN_IF_ERROR(make_dirs(target.parent_path()));
+    auto tmp = tmp_dir / random_token();
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return errno_status(errno, "cannot create", tmp.string());
+    Status st = copy_to_fd(src, fd, target.string(), progress);
+    if (st.ok() && opts_.durable && ::fdatasync(fd) != 0) {
+      st = errno_status(errno, "cannot sync", target.string());
+    }
+    if (::close(fd) != 0 && st.ok()) st = errno_status(errno, "cannot write", target.string());
+    if (st.ok() && ::rename(tmp.c_str(), target.c_str()) != 0) {
+      st = errno == EISDIR || errno == ENOTEMPTY || errno == EEXIST
+               ? Status(Errc::kInvalidArgument,
+                        "cannot replace directory '" + target.string() + "' with a file")
+               : errno_status(errno, "cannot rename into", target.string());
+    }
+    if (!st.ok()) ::unlink(tmp.c_str());
+    return st;
+  }
+
+  Status get_to_file(const std::string& key, const fs::path& dst,
+                     const ProgressFn& progress) override {
+    CKPT_ASSIGN_OR_RETURN(auto src, FdSource::open_file(root_ / key));
+    int fd = ::open(dst.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return errno_status(errno, "cannot create", dst.string());
+    Status st = copy_to_fd(*src, fd, dst.string(), progress);
+    if (::close(fd) != 0 && st.ok()) st = errno_status(errno, "cannot write", dst.string());
+    return st;
+  }
+
+  Status get_to_sink(const std::string& key, ByteSink& sink, const ProgressFn& progress) override {
+    CKPT_ASSIGN_OR_RETURN(auto src, FdSource::open_file(root_ / key));
+    std::unique_ptr<char[]> buf(new char[kCopyBufferSize]);
+    for (;;) {
+      CKPT_ASSIGN_OR_RETURN(size_t n, src->read(buf.get(), kCopyBufferSize));
+      if (n == 0) return {};
+      CKPT_RETURN_IF_ERROR(sink.write(buf.get(), n));
+      if (progress) progress(n);
+    }
+  }
+
+  Result<std::unique_ptr<RandomAccessFile>> open(const std::string& key) override {
+    auto p = key.empty() ? root_ : root_ / key;
+    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno_status(errno, "cannot open", p.string());
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(fd);
+      return Status(Errc::kInvalidArgument, "'" + p.string() + "' is not a regular file");
+    }
+    auto size = static_cast<uint64_t>(st.st_size);
+    const uint8_t* map = nullptr;
+    if (size > 0) {
+      void* m = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+      if (m == MAP_FAILED) {
+        int err = errno;
+        ::close(fd);
+        return errno_status(err, "cannot map", p.string());
+      }
+      map = static_cast<const uint8_t*>(m);
+    }
+    return std::unique_ptr<RandomAccessFile>(new MappedFile(fd, size, map));
+  }
+
+  Status remove(const std::string& key) override {
+    auto p = root_ / key;
+    if (::unlink(p.c_str()) != 0 && errno != ENOENT) return errno_status(errno, "cannot remove", p.string());
+    return {};
+  }
+
+  Status flush() override {
+    if (!opts_.durable) return {};
+    int fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return errno_status(errno, "cannot open", root_.string());
+    int rc = ::syncfs(fd);
+    int err = errno;
+    ::close(fd);
+    return rc == 0 ? Status() : errno_status(err, "cannot sync", root_.string());
+  }
+
+ private:
+  Status make_dirs(const fs::path& dir) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (!ec) return {};
+    if (ec == std::errc::not_a_directory || ec == std::errc::file_exists) {
+      return Status(Errc::kInvalidArgument,
+                    "destination '" + dir.string() + "' is not a directory (a file is in the way)");
+    }
+    return errno_status(ec.value(), "cannot create directory", dir.string());
+  }
+
+  Location loc_;
+  fs::path root_;
+  StorageOptions opts_;
+};
+
+}  // namespace
+
+std::unique_ptr<Storage> make_local_storage(const Location& loc, const StorageOptions& opts) {
+  return std::make_unique<LocalStorage>(loc, opts);
+}
+
+}  // namespace ckpt
