@@ -89,7 +89,8 @@ class Storage {
   virtual Result<std::unique_ptr<RandomAccessFile>> open(const std::string& key) = 0;
   // Removing a missing object is not an error.
   virtual Status remove(const std::string& key) = 0;
-  // Makes everything put so far durable (local: syncfs); a no-op for object stores.
+  // Called at the end of a save: makes everything put so far durable when the options ask for
+  // it (local: syncfs) and tidies temporary space. A no-op for object stores.
   virtual Status flush() { return {}; }
 };
 

@@ -101,6 +101,10 @@ class LocalStorage : public Storage {
     CKPT_RETURN_IF_ERROR(make_dirs(target.parent_path()));
     auto tmp = tmp_dir / random_token();
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ENOENT) {  // another saver's flush() removed the empty tmp dir
+      CKPT_RETURN_IF_ERROR(make_dirs(tmp_dir));
+      fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    }
     if (fd < 0) return errno_status(errno, "cannot create", tmp.string());
     Status st = copy_to_fd(src, fd, target.string(), progress);
     if (st.ok() && opts_.durable && ::fdatasync(fd) != 0) {
@@ -168,6 +172,10 @@ class LocalStorage : public Storage {
   }
 
   Status flush() override {
+    // Leave no empty bookkeeping folders behind (a --no-manifest save is exactly flytekit's
+    // layout); rmdir fails harmlessly while another saver still uses them.
+    ::rmdir((root_ / kReservedDir / "tmp").c_str());
+    ::rmdir((root_ / kReservedDir).c_str());
     if (!opts_.durable) return {};
     int fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return errno_status(errno, "cannot open", root_.string());

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# flytekit's save/restore semantics: a directory's contents, a single file, a stream.
+. "$(dirname "$0")/lib.sh"
+
+D=$(loc dir)
+mkdir -p "$TMP/src/sub/deeper" "$TMP/r"
+mkfile "$TMP/src/model.pt" 300
+mkfile "$TMP/src/sub/opt.pt" 50
+echo '{"epoch": 3}' >"$TMP/src/sub/deeper/meta.json"
+echo "spaces" >"$TMP/src/with space + plus.txt"
+echo "unicode" >"$TMP/src/ünï.txt"
+: >"$TMP/src/empty"
+
+# A directory: its contents go under the destination.
+ck 0 save --checkpoint-path "$D" "$TMP/src"
+store_keys "$D" | grep -v '^\.ckpt/' >"$TMP/keys"
+(cd "$TMP/src" && find . -type f | sed 's|^\./||' | LC_ALL=C sort) >"$TMP/want"
+diff "$TMP/want" "$TMP/keys" >/dev/null || fail "stored keys differ from the source tree: $(cat "$TMP/keys")"
+store_keys "$D" | grep -q '^\.ckpt/manifests/.*\.json$' || fail "no manifest written"
+
+# Restore into an existing directory prints it and reproduces the tree.
+ck 0 restore --prev-checkpoint "$D" "$TMP/r"
+[ "$(cat "$TMP/out")" = "$TMP/r" ] || fail "restore did not print the directory"
+assert_same_tree "$TMP/src" "$TMP/r"
+[ ! -e "$TMP/r/.ckpt" ] || fail "bookkeeping handed to the user"
+
+# A repeated restore transfers nothing that is already there and verified...
+ck 0 restore --prev-checkpoint "$D" "$TMP/r" --json
+[ "$(json_get "$TMP/out" '["downloaded"]')" = 0 ] || fail "repeat restore downloaded again"
+[ "$(json_get "$TMP/out" '["skipped"]')" = 6 ] || fail "repeat restore did not skip 6 files"
+[ "$(json_get "$TMP/out" '["verified"]')" = True ] || fail "restore not verified"
+# ...but repairs what was changed locally.
+echo tampered >"$TMP/r/sub/opt.pt"
+ck 0 restore --prev-checkpoint "$D" "$TMP/r" --json
+[ "$(json_get "$TMP/out" '["downloaded"]')" = 1 ] || fail "changed local file not restored"
+assert_same_tree "$TMP/src" "$TMP/r"
+
+# Without DIR: a fresh temporary directory, printed.
+ck 0 restore --prev-checkpoint "$D"
+out=$(cat "$TMP/out")
+[ -d "$out" ] || fail "restore without DIR printed '$out'"
+assert_same_tree "$TMP/src" "$out"
+rm -rf "$(dirname "$out")"
+
+# Into something that is not an existing directory: usage error, nothing created.
+ck 2 restore --prev-checkpoint "$D" "$TMP/missing-dir"
+assert_contains "$TMP/err" "directory only"
+[ ! -e "$TMP/missing-dir" ] || fail "restore created its target"
+ck 2 restore --prev-checkpoint "$D" "$TMP/src/model.pt"
+
+# A single file goes to <dest>/<name>.
+F=$(loc file)
+ck 0 save --dest "$F" "$TMP/src/model.pt"
+store_keys "$F" | grep -qx "model.pt" || fail "file not stored under its name"
+mkdir "$TMP/rf"
+ck 0 restore --src "$F" "$TMP/rf"
+cmp "$TMP/src/model.pt" "$TMP/rf/model.pt" || fail "file round trip"
+
+# A stream (-) goes to <dest>/_dst_cp, without being held in memory: 64 MiB through a pipe
+# with ckpt's address space limited well below it would fail if it were buffered whole.
+S=$(loc stream)
+head -c $((64 << 20)) /dev/urandom >"$TMP/big"
+(ulimit -v $((400 * 1024)); "$CKPT" save --dest "$S" - <"$TMP/big") || fail "streamed save failed"
+store_keys "$S" | grep -qx "_dst_cp" || fail "stream not stored as _dst_cp"
+ck 0 read --src "$S" -o "$TMP/big.back"
+cmp "$TMP/big" "$TMP/big.back" || fail "stream round trip"
+
+# Saving again adds and overwrites, never deletes (flytekit keeps stale files).
+mkdir -p "$TMP/src2" && echo new >"$TMP/src2/model.pt" && echo extra >"$TMP/src2/extra.txt"
+ck 0 save --dest "$D" "$TMP/src2"
+mkdir "$TMP/r2"
+ck 0 restore --src "$D" "$TMP/r2"
+[ "$(cat "$TMP/r2/model.pt")" = new ] || fail "overwrite not restored"
+[ -f "$TMP/r2/sub/opt.pt" ] || fail "older file dropped"
+[ -f "$TMP/r2/extra.txt" ] || fail "new file missing"
+
+# Nothing configured / nothing there.
+ck 3 restore "$TMP/r"
+ck 3 restore --prev-checkpoint '{{.prevCheckpointPrefix}}' "$TMP/r"
+ck 4 restore --prev-checkpoint "$(loc never-written)" "$TMP/r"
+echo ok
