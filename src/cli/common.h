@@ -54,5 +54,9 @@ void add_read_command(CLI::App& app, CliContext& ctx);
 void add_write_command(CLI::App& app, CliContext& ctx);
 void add_exists_command(CLI::App& app, CliContext& ctx);
 void add_inspect_command(CLI::App& app, CliContext& ctx);
+// PyTorchCheckpoint commands (src/cli/cmd_{encode,decode,literal}.cpp), built with CKPT_WITH_TORCH.
+void add_encode_command(CLI::App& app, CliContext& ctx);
+void add_decode_command(CLI::App& app, CliContext& ctx);
+void add_literal_command(CLI::App& app, CliContext& ctx);
 
 }  // namespace ckpt::cli

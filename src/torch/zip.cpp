@@ -60,7 +60,8 @@ Status read_exact(RandomAccessFile& f, uint64_t offset, void* buf, size_t len) {
   while (done < len) {
     CKPT_ASSIGN_OR_RETURN(size_t n,
                           f.read_at(offset + done, static_cast<uint8_t*>(buf) + done, len - done));
-    if (n == 0) return corrupt("file is truncated while reading at offset " + std::to_string(offset + done));
+    if (n == 0)
+      return corrupt("file is truncated while reading at offset " + std::to_string(offset + done));
     done += n;
   }
   return {};
@@ -74,7 +75,8 @@ uint32_t crc32_update(uint32_t crc, const void* data, size_t len) {
 
 Result<ZipReader> ZipReader::open(RandomAccessFile& file) {
   const uint64_t size = file.size();
-  if (size < kEndSize) return corrupt("not a zip archive: file is too short (" + std::to_string(size) + " bytes)");
+  if (size < kEndSize)
+    return corrupt("not a zip archive: file is too short (" + std::to_string(size) + " bytes)");
   // The end record sits in the last 22 + 65535 bytes; one read covers it and, usually, the
   // whole central directory of a torch file.
   const uint64_t tail_len = std::min<uint64_t>(size, 256 * 1024);
@@ -93,7 +95,8 @@ Result<ZipReader> ZipReader::open(RandomAccessFile& file) {
   if (end_pos < 0) {
     uint8_t head[4] = {};
     CKPT_RETURN_IF_ERROR(read_exact(file, 0, head, std::min<uint64_t>(4, size)));
-    if (le32(head) == kLocalSig) return corrupt("zip archive is truncated: end of central directory not found");
+    if (le32(head) == kLocalSig)
+      return corrupt("zip archive is truncated: end of central directory not found");
     return corrupt("not a zip archive: end of central directory not found");
   }
   const uint8_t* e = t + end_pos;
@@ -104,25 +107,33 @@ Result<ZipReader> ZipReader::open(RandomAccessFile& file) {
   uint64_t cd_end_abs = end_abs;  // where the central directory should end
   if (end_abs >= kLocatorSize) {
     uint8_t loc[kLocatorSize];
-    CKPT_RETURN_IF_ERROR(read_exact(file, end_abs - kLocatorSize, loc, kLocatorSize));
+    if (end_pos >= static_cast<int64_t>(kLocatorSize)) {
+      std::memcpy(loc, e - kLocatorSize, kLocatorSize);
+    } else {
+      CKPT_RETURN_IF_ERROR(read_exact(file, end_abs - kLocatorSize, loc, kLocatorSize));
+    }
     if (le32(loc) == kEnd64LocatorSig) {
       uint64_t e64_off = le64(loc + 8);
       uint8_t e64[kEnd64Size];
       if (e64_off > end_abs) return corrupt("ZIP64 end record offset is out of range");
       CKPT_RETURN_IF_ERROR(read_exact(file, e64_off, e64, kEnd64Size));
-      if (le32(e64) != kEnd64Sig) return corrupt("ZIP64 end of central directory record is malformed");
+      if (le32(e64) != kEnd64Sig)
+        return corrupt("ZIP64 end of central directory record is malformed");
       count = le64(e64 + 32);
       cd_size = le64(e64 + 40);
       cd_offset = le64(e64 + 48);
       cd_end_abs = e64_off;
     }
   }
-  if (cd_size > cd_end_abs || cd_size > kMaxCentralDirectory) return corrupt("central directory size is out of range");
+  if (cd_size > cd_end_abs || cd_size > kMaxCentralDirectory)
+    return corrupt("central directory size is out of range");
   // Bytes prepended to the archive shift every offset by the same amount.
   const uint64_t cd_abs = cd_end_abs - cd_size;
-  if (cd_offset > cd_abs) return corrupt("central directory offset is out of range (file truncated?)");
+  if (cd_offset > cd_abs)
+    return corrupt("central directory offset is out of range (file truncated?)");
   const uint64_t shift = cd_abs - cd_offset;
-  if (count > cd_size / kCentralHeaderSize) return corrupt("central directory entry count is out of range");
+  if (count > cd_size / kCentralHeaderSize)
+    return corrupt("central directory entry count is out of range");
 
   std::string cd;
   const uint8_t* c;
@@ -208,7 +219,8 @@ Status ZipReader::stream_impl(const ZipEntry& e, void* ctx,
                               Status (*cb)(void*, const uint8_t*, size_t)) const {
   if (e.method != 0) {
     return Status(Errc::kUnsupported, "record '" + e.name + "' is compressed (method " +
-                                          std::to_string(e.method) + "); torch.save writes stored records only");
+                                          std::to_string(e.method) +
+                                          "); torch.save writes stored records only");
   }
   if (e.compressed_size != e.size) return corrupt("record '" + e.name + "' has inconsistent sizes");
   CKPT_ASSIGN_OR_RETURN(uint64_t off, data_offset(e));
@@ -221,7 +233,8 @@ Status ZipReader::stream_impl(const ZipEntry& e, void* ctx,
       done += n;
     }
   } else {
-    std::unique_ptr<uint8_t[]> buf(new uint8_t[std::min<uint64_t>(kChunk, std::max<uint64_t>(e.size, 1))]);
+    std::unique_ptr<uint8_t[]> buf(
+        new uint8_t[std::min<uint64_t>(kChunk, std::max<uint64_t>(e.size, 1))]);
     for (uint64_t done = 0; done < e.size;) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, e.size - done));
       CKPT_RETURN_IF_ERROR(read_exact(*file_, off + done, buf.get(), n));
@@ -236,7 +249,8 @@ Status ZipReader::stream_impl(const ZipEntry& e, void* ctx,
 
 Result<std::string> ZipReader::read(const ZipEntry& e, uint64_t max_size) const {
   if (e.size > max_size) {
-    return corrupt("record '" + e.name + "' is implausibly large (" + std::to_string(e.size) + " bytes)");
+    return corrupt("record '" + e.name + "' is implausibly large (" + std::to_string(e.size) +
+                   " bytes)");
   }
   std::string out;
   out.reserve(e.size);
@@ -301,7 +315,8 @@ Status ZipWriter::begin(std::string_view name, uint64_t size) {
 
 Status ZipWriter::write(const void* data, size_t len) {
   if (!open_) return Status(Errc::kInternal, "zip writer: no open record");
-  if (len > expected_ - got_) return Status(Errc::kInternal, "zip writer: record longer than declared");
+  if (len > expected_ - got_)
+    return Status(Errc::kInternal, "zip writer: record longer than declared");
   crc_ = crc32_update(crc_, data, len);
   got_ += len;
   return put(data, len);

@@ -43,7 +43,8 @@ class ZipReader {
   Status verify(const ZipEntry& e) const;
 
  private:
-  Status stream_impl(const ZipEntry& e, void* ctx, Status (*cb)(void*, const uint8_t*, size_t)) const;
+  Status stream_impl(const ZipEntry& e, void* ctx,
+                     Status (*cb)(void*, const uint8_t*, size_t)) const;
 
   RandomAccessFile* file_ = nullptr;
   std::vector<ZipEntry> entries_;
