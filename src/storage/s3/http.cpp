@@ -22,6 +22,7 @@ struct Transfer {
   size_t body_pos = 0;
   Status sink_status;
   bool sink_failed = false;
+  bool headers_seen = false;
 };
 
 size_t on_header(char* data, size_t size, size_t n, void* user) {
@@ -36,7 +37,8 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
     std::string name(line.substr(0, colon));
     for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
     while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' '))
       value.remove_suffix(1);
     t->resp.headers[name] = std::string(value);
@@ -50,6 +52,8 @@ size_t on_write(char* data, size_t size, size_t n, void* user) {
   long code = 0;
   curl_easy_getinfo(t->handle, CURLINFO_RESPONSE_CODE, &code);
   if (code >= 200 && code < 300 && t->req->on_data) {
+    if (!t->headers_seen && t->req->on_headers) t->req->on_headers(code, t->resp.headers);
+    t->headers_seen = true;
     Status st = t->req->on_data(data, len);
     if (!st.ok()) {
       t->sink_status = std::move(st);
@@ -186,7 +190,7 @@ Result<HttpResponse> HttpClient::execute(const HttpRequest& req) {
     for (const auto& hd : req.headers) headers = curl_slist_append(headers, hd.c_str());
     if (req.attempt_headers)
       for (const auto& hd : req.attempt_headers()) headers = curl_slist_append(headers, hd.c_str());
-    headers = curl_slist_append(headers, "Expect:");
+    // No "Expect:" override here: curl would sign the empty header it then leaves out.
     std::string sigv4;
     if (req.credentials) {
       headers = curl_slist_append(headers, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
@@ -210,9 +214,9 @@ Result<HttpResponse> HttpClient::execute(const HttpRequest& req) {
     curl_slist_free_all(headers);
     curl_easy_reset(h);
     release(h);
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                          started)
-                    .count();
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+            .count();
 
     if (t.sink_failed) return t.sink_status;
     if (rc != CURLE_OK) {
@@ -220,8 +224,7 @@ Result<HttpResponse> HttpClient::execute(const HttpRequest& req) {
       last_error = std::string(curl_easy_strerror(rc));
       if (errbuf[0]) last_error += " (" + std::string(errbuf) + ")";
       spdlog::debug("s3: {} {} failed after {:.0f} ms: {}", req.method, req.what, ms, last_error);
-      if (!retryable_curl(rc))
-        return Status(Errc::kUnavailable, req.what + ": " + last_error);
+      if (!retryable_curl(rc)) return Status(Errc::kUnavailable, req.what + ": " + last_error);
       continue;
     }
     spdlog::debug("s3: {} {} -> {} in {:.0f} ms", req.method, req.what, code, ms);
@@ -235,8 +238,8 @@ Result<HttpResponse> HttpClient::execute(const HttpRequest& req) {
     }
     return std::move(t.resp);
   }
-  std::string msg = req.what + ": " + last_error + " (gave up after " + std::to_string(attempts) +
-                    " attempts)";
+  std::string msg =
+      req.what + ": " + last_error + " (gave up after " + std::to_string(attempts) + " attempts)";
   if (last_timeout) return Status(Errc::kTimeout, msg);
   return Status(Errc::kUnavailable, msg);
 }

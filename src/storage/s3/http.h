@@ -30,6 +30,8 @@ struct HttpRequest {
   // Receives a successful (2xx) response body as it arrives; a failed Status aborts the
   // transfer without retry. Without it the body is collected into HttpResponse::body.
   std::function<Status(const char*, size_t)> on_data;
+  // Called once per attempt with the status and headers, before the first on_data call.
+  std::function<void(long, const std::map<std::string, std::string>&)> on_headers;
   // Short connection timeout and few attempts (instance metadata: absent off EC2).
   bool quick = false;
   // What the request is about ("s3://bucket/key"), for errors and logs.

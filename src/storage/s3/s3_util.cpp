@@ -103,9 +103,8 @@ Result<Addressing> parse_addressing(std::string_view value) {
   if (v.empty() || v == "auto") return Addressing::kAuto;
   if (v == "path") return Addressing::kPath;
   if (v == "virtual") return Addressing::kVirtual;
-  return Status(Errc::kInvalidArgument,
-                "S3 addressing style must be auto, path or virtual, not '" + std::string(value) +
-                    "'");
+  return Status(Errc::kInvalidArgument, "S3 addressing style must be auto, path or virtual, not '" +
+                                            std::string(value) + "'");
 }
 
 Result<Endpoint> parse_endpoint(std::string_view url) {
@@ -138,8 +137,9 @@ Result<Endpoint> parse_endpoint(std::string_view url) {
 Endpoint aws_endpoint(std::string_view region) {
   Endpoint ep;
   ep.scheme = "https";
-  ep.host = region.empty() || region == "us-east-1" ? "s3.amazonaws.com"
-                                                     : "s3." + std::string(region) + ".amazonaws.com";
+  ep.host = region.empty() || region == "us-east-1"
+                ? "s3.amazonaws.com"
+                : "s3." + std::string(region) + ".amazonaws.com";
   return ep;
 }
 
@@ -149,8 +149,8 @@ bool dns_compatible_bucket(std::string_view b, bool https) {
       !std::isalnum(static_cast<unsigned char>(b.back())))
     return false;
   for (char c : b) {
-    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-          c == '-' || c == '.'))
+    if (!(std::islower(static_cast<unsigned char>(c)) ||
+          std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '.'))
       return false;
     if (c == '.' && https) return false;  // the wildcard certificate covers one label only
   }
@@ -329,7 +329,8 @@ const std::map<std::string, std::string>* ini_profile(const IniFile& ini, const 
 }
 
 double RetryPolicy::delay_s(unsigned attempt, double unit) const {
-  double cap = std::min(max_delay_s, base_delay_s * std::ldexp(1.0, static_cast<int>(std::min(attempt, 30u))));
+  double cap = std::min(max_delay_s,
+                        base_delay_s * std::ldexp(1.0, static_cast<int>(std::min(attempt, 30u))));
   return cap * unit;
 }
 
@@ -350,7 +351,8 @@ Status http_failure_status(long status, const std::optional<S3Error>& err, std::
   if (code == "NoSuchBucket")
     return Status(Errc::kNotFound, w + ": the bucket does not exist (" + detail + ")");
   if (code == "NoSuchUpload")
-    return Status(Errc::kFailedPrecondition, w + ": the multipart upload vanished (" + detail + ")");
+    return Status(Errc::kFailedPrecondition,
+                  w + ": the multipart upload vanished (" + detail + ")");
   if (status == 404) return Status(Errc::kNotFound, w + ": not found (" + detail + ")");
   if (status == 401 || status == 403) {
     std::string hint;

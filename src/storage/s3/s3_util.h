@@ -30,9 +30,9 @@ enum class Addressing { kAuto, kPath, kVirtual };
 Result<Addressing> parse_addressing(std::string_view value);
 
 struct Endpoint {
-  std::string scheme;  // "http" or "https"
-  std::string host;    // host[:port]
-  bool custom = false; // an override (S3-compatible store) rather than AWS's own
+  std::string scheme;   // "http" or "https"
+  std::string host;     // host[:port]
+  bool custom = false;  // an override (S3-compatible store) rather than AWS's own
 };
 
 // Parses "http://host:port", "https://host", or a bare "host:port" (https assumed).
@@ -70,7 +70,7 @@ struct S3Error {
 // The <Error> document of a failed request (nullopt when the body is not one).
 std::optional<S3Error> parse_error(std::string_view xml);
 
-Result<std::string> parse_initiate_multipart(std::string_view xml);  // the UploadId
+Result<std::string> parse_initiate_multipart(std::string_view xml);          // the UploadId
 std::string complete_multipart_body(const std::vector<std::string>& etags);  // part i+1
 
 struct Credentials {

@@ -1,0 +1,631 @@
+// The s3:// driver (plugin ckpt-s3.so). Uploads: one PUT up to a part, else a multipart
+// upload with parts_in_flight parts in parallel, completed only when every part succeeded
+// and aborted otherwise. Downloads: the first part tells the size, the rest come as parallel
+// ranged GETs pinned to the object's ETag. Memory stays within parts_in_flight x part_size.
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <future>
+#include <memory>
+#include <mutex>
+
+#include "ckpt/storage.h"
+#include "storage/s3/credentials.h"
+#include "storage/s3/http.h"
+#include "storage/s3/s3_util.h"
+#include "transfer/pool.h"
+
+namespace ckpt::s3 {
+namespace {
+
+constexpr uint64_t kMinPartSize = 5ull << 20;  // S3's minimum for all parts but the last
+constexpr uint64_t kMaxParts = 10000;
+constexpr size_t kReadAhead = 128 << 10;
+
+long env_long(const EnvFn& env, const char* name, long fallback) {
+  auto v = env(name);
+  if (!v || v->empty()) return fallback;
+  char* end = nullptr;
+  long n = std::strtol(v->c_str(), &end, 10);
+  return end && *end == '\0' && n > 0 ? n : fallback;
+}
+
+std::string first_set(const EnvFn& env, std::initializer_list<const char*> names) {
+  for (const char* n : names) {
+    auto v = env(n);
+    if (v && !v->empty()) return *v;
+  }
+  return {};
+}
+
+// Total size from "Content-Range: bytes 0-99/1234".
+std::optional<uint64_t> range_total(const std::string& content_range) {
+  auto slash = content_range.rfind('/');
+  if (slash == std::string::npos || slash + 1 >= content_range.size() ||
+      content_range[slash + 1] == '*')
+    return std::nullopt;
+  return std::strtoull(content_range.c_str() + slash + 1, nullptr, 10);
+}
+
+Result<size_t> read_full(ByteSource& src, char* buf, size_t len) {
+  size_t got = 0;
+  while (got < len) {
+    CKPT_ASSIGN_OR_RETURN(size_t n, src.read(buf + got, len - got));
+    if (n == 0) break;
+    got += n;
+  }
+  return got;
+}
+
+Status pwrite_all(int fd, uint64_t off, const char* data, size_t len, const std::string& path) {
+  while (len > 0) {
+    ssize_t n = ::pwrite(fd, data, len, static_cast<off_t>(off));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno_status(errno, "write", path);
+    }
+    data += n;
+    len -= static_cast<size_t>(n);
+    off += static_cast<uint64_t>(n);
+  }
+  return {};
+}
+
+struct Head {
+  uint64_t size = 0;
+  std::string etag;
+};
+
+// Where fetched bytes go: absolute object offset and data.
+using RangeWriter = std::function<Status(uint64_t, const char*, size_t)>;
+
+class S3Storage;
+
+class S3File : public RandomAccessFile {
+ public:
+  S3File(S3Storage* s, std::string key, Head head)
+      : storage_(s), key_(std::move(key)), head_(std::move(head)) {}
+  uint64_t size() const override { return head_.size; }
+  Result<size_t> read_at(uint64_t offset, void* buf, size_t len) override;
+  uint64_t bytes_fetched() const override { return fetched_; }
+
+ private:
+  struct Block {
+    uint64_t start = 0;
+    std::string data;
+  };
+  S3Storage* storage_;
+  std::string key_;
+  Head head_;
+  std::mutex mu_;
+  Block blocks_[2];
+  unsigned next_block_ = 0;
+  std::atomic<uint64_t> fetched_{0};
+};
+
+class S3Storage : public Storage {
+ public:
+  S3Storage(Location loc, StorageOptions opts, EnvFn env, Endpoint ep, bool vhost,
+            std::string region, long stall_s, unsigned attempts)
+      : loc_(std::move(loc)),
+        opts_(std::move(opts)),
+        env_(std::move(env)),
+        ep_(std::move(ep)),
+        vhost_(vhost),
+        region_(std::move(region)),
+        http_(RetryPolicy{attempts, 0.1, 5.0}, stall_s, 10),
+        creds_([this] { return resolve_credentials(env_, http_, region_); },
+               [] { return std::time(nullptr); }) {
+    std::string p = loc_.path;
+    while (!p.empty() && p.back() == '/') p.pop_back();
+    while (!p.empty() && p.front() == '/') p.erase(0, 1);
+    prefix_ = p.empty() ? "" : p + "/";
+    part_size_ = std::max<uint64_t>(opts_.part_size, kMinPartSize);
+    workers_ = std::max(1u, opts_.parts_in_flight);
+  }
+
+  const Location& location() const override { return loc_; }
+
+  Result<std::vector<ObjectInfo>> list() override {
+    std::vector<ObjectInfo> out;
+    std::string token;
+    do {
+      std::vector<std::pair<std::string, std::string>> q = {{"list-type", "2"},
+                                                            {"prefix", prefix_}};
+      if (!token.empty()) q.emplace_back("continuation-token", token);
+      HttpRequest req = request("GET", "", "");
+      req.url = object_url(ep_, vhost_, loc_.bucket, "", canonical_query(q));
+      req.what = "s3://" + loc_.bucket + "/" + prefix_ + " (list)";
+      CKPT_ASSIGN_OR_RETURN(HttpResponse resp, http_.execute(req));
+      if (resp.status != 200) return failure(resp, "s3://" + loc_.bucket + "/" + prefix_);
+      CKPT_ASSIGN_OR_RETURN(ListPage page, parse_list_objects_v2(resp.body));
+      for (auto& e : page.entries) {
+        if (e.key.compare(0, prefix_.size(), prefix_) != 0) continue;
+        std::string rel = e.key.substr(prefix_.size());
+        // Zero-byte "folder" markers that consoles create are not files.
+        if (rel.empty() || rel.back() == '/') continue;
+        out.push_back({std::move(rel), e.size});
+      }
+      token = page.truncated ? page.next_token : "";
+    } while (!token.empty());
+    std::sort(out.begin(), out.end(),
+              [](const ObjectInfo& a, const ObjectInfo& b) { return a.key < b.key; });
+    return out;
+  }
+
+  Result<std::optional<ObjectInfo>> stat(const std::string& key) override {
+    CKPT_ASSIGN_OR_RETURN(std::optional<Head> h, head(key));
+    if (!h) return std::optional<ObjectInfo>();
+    return std::optional<ObjectInfo>(ObjectInfo{key, h->size});
+  }
+
+  Status put(const std::string& key, ByteSource& src, const ProgressFn& progress) override {
+    uint64_t part = part_size_;
+    if (auto hint = src.size_hint(); hint && *hint / part >= kMaxParts)
+      part = (*hint + kMaxParts - 1) / kMaxParts;
+    auto first = std::make_shared<std::vector<char>>(part);
+    CKPT_ASSIGN_OR_RETURN(size_t n0, read_full(src, first->data(), part));
+    first->resize(n0);
+    std::shared_ptr<std::vector<char>> second;
+    if (n0 == part && !(src.size_hint() && *src.size_hint() == n0)) {
+      second = std::make_shared<std::vector<char>>(part);
+      CKPT_ASSIGN_OR_RETURN(size_t n1, read_full(src, second->data(), part));
+      second->resize(n1);
+      if (n1 == 0) second.reset();
+    }
+    if (!second) {
+      CKPT_RETURN_IF_ERROR(put_single(key, first->data(), first->size()));
+      if (progress && !first->empty()) progress(first->size());
+      return {};
+    }
+    return put_multipart(key, src, part, std::move(first), std::move(second), progress);
+  }
+
+  Status get_to_file(const std::string& key, const std::filesystem::path& dst,
+                     const ProgressFn& progress) override {
+    std::string path = dst.string();
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return errno_status(errno, "open", path);
+    RangeWriter write = [&](uint64_t off, const char* data, size_t len) -> Status {
+      CKPT_RETURN_IF_ERROR(pwrite_all(fd, off, data, len, path));
+      if (progress) progress(len);
+      return {};
+    };
+    Head head;
+    Status st = fetch_first(key, write, &head);
+    if (st.ok() && head.size > part_size_) {
+      uint64_t rest = head.size - part_size_;
+      size_t parts = static_cast<size_t>((rest + part_size_ - 1) / part_size_);
+      st = run_parallel(parts, workers_, [&](size_t i) {
+        uint64_t start = part_size_ * (i + 1);
+        return fetch_range(key, start, std::min(part_size_, head.size - start), head.etag, write);
+      });
+    }
+    if (st.ok() && opts_.durable && ::fsync(fd) != 0) st = errno_status(errno, "fsync", path);
+    if (::close(fd) != 0 && st.ok()) st = errno_status(errno, "close", path);
+    return st;
+  }
+
+  Status get_to_sink(const std::string& key, ByteSink& sink, const ProgressFn& progress) override {
+    uint64_t emitted = 0;
+    RangeWriter direct = [&](uint64_t off, const char* data, size_t len) -> Status {
+      if (off != emitted) return Status(Errc::kInternal, "out-of-order S3 data");
+      CKPT_RETURN_IF_ERROR(sink.write(data, len));
+      emitted += len;
+      if (progress) progress(len);
+      return {};
+    };
+    Head head;
+    CKPT_RETURN_IF_ERROR(fetch_first(key, direct, &head));
+    if (head.size <= part_size_) return {};
+    // The rest: a window of parts_in_flight buffered ranges, handed to the sink in order.
+    using Part = std::pair<Status, std::shared_ptr<std::string>>;
+    std::deque<std::future<Part>> window;
+    uint64_t next = part_size_;
+    Status failed;
+    auto launch = [&] {
+      uint64_t start = next;
+      uint64_t len = std::min(part_size_, head.size - start);
+      next += len;
+      window.push_back(std::async(std::launch::async, [this, key, start, len, etag = head.etag] {
+        auto buf = std::make_shared<std::string>();
+        buf->reserve(len);
+        Status st = fetch_range(key, start, len, etag, [&](uint64_t, const char* d, size_t n) {
+          buf->append(d, n);
+          return Status();
+        });
+        return Part(std::move(st), std::move(buf));
+      }));
+    };
+    while (next < head.size && window.size() < workers_) launch();
+    while (!window.empty()) {
+      Part p = window.front().get();
+      window.pop_front();
+      if (failed.ok() && !p.first.ok()) failed = p.first;
+      if (failed.ok()) {
+        failed = sink.write(p.second->data(), p.second->size());
+        if (progress && failed.ok()) progress(p.second->size());
+      }
+      p.second.reset();
+      if (failed.ok() && next < head.size) launch();
+    }
+    return failed;
+  }
+
+  Result<std::unique_ptr<RandomAccessFile>> open(const std::string& key) override {
+    CKPT_ASSIGN_OR_RETURN(std::optional<Head> h, head(key));
+    if (!h) return Status(Errc::kNotFound, uri(key) + ": not found");
+    return std::unique_ptr<RandomAccessFile>(new S3File(this, key, std::move(*h)));
+  }
+
+  Status remove(const std::string& key) override {
+    HttpRequest req = request("DELETE", key, "");
+    CKPT_ASSIGN_OR_RETURN(HttpResponse resp, http_.execute(req));
+    if (resp.status == 200 || resp.status == 204 || resp.status == 404) return {};
+    return failure(resp, uri(key));
+  }
+
+  // Reads [start, start+len) into write, resuming after the bytes already received when an
+  // attempt fails midway; the ETag pins every range to the same object version.
+  Status fetch_range(const std::string& key, uint64_t start, uint64_t len, const std::string& etag,
+                     const RangeWriter& write) {
+    if (len == 0) return {};
+    uint64_t got = 0;
+    HttpRequest req = request("GET", key, "");
+    req.attempt_headers = [&] {
+      std::vector<std::string> h = {"Range: bytes=" + std::to_string(start + got) + "-" +
+                                    std::to_string(start + len - 1)};
+      if (!etag.empty()) h.push_back("If-Match: " + etag);
+      return h;
+    };
+    req.on_data = [&](const char* d, size_t n) -> Status {
+      if (got + n > len) return Status(Errc::kUnavailable, uri(key) + ": more bytes than asked");
+      CKPT_RETURN_IF_ERROR(write(start + got, d, n));
+      got += n;
+      return {};
+    };
+    req.on_headers = [&](long status, const std::map<std::string, std::string>&) {
+      // A server that ignores Range would send the object from its start.
+      if (status != 206 && start + got != 0) got = len + 1;
+    };
+    CKPT_ASSIGN_OR_RETURN(HttpResponse resp, http_.execute(req));
+    if (resp.status != 206 && resp.status != 200) return failure(resp, uri(key));
+    if (got != len)
+      return Status(Errc::kUnavailable, uri(key) + ": the server sent " + std::to_string(got) +
+                                            " bytes of a " + std::to_string(len) + "-byte range");
+    return {};
+  }
+
+  Result<std::optional<Head>> head(const std::string& key) {
+    HttpRequest req = request("HEAD", key, "");
+    CKPT_ASSIGN_OR_RETURN(HttpResponse resp, http_.execute(req));
+    if (resp.status == 404) return std::optional<Head>();
+    if (resp.status != 200) return failure(resp, uri(key));
+    Head h;
+    h.size = std::strtoull(resp.header("content-length").c_str(), nullptr, 10);
+    h.etag = resp.header("etag");
+    return std::optional<Head>(std::move(h));
+  }
+
+  std::string uri(const std::string& key) const {
+    return "s3://" + loc_.bucket + "/" + prefix_ + key;
+  }
+
+ private:
+  HttpRequest request(const std::string& method, const std::string& key, const std::string& query) {
+    HttpRequest req;
+    req.method = method;
+    req.url = object_url(ep_, vhost_, loc_.bucket, prefix_ + key, query);
+    req.region = region_;
+    req.credentials = [this] { return creds(); };
+    req.what = uri(key);
+    return req;
+  }
+
+  Result<Credentials> creds() {
+    auto c = creds_.get();
+    if (c.ok()) {
+      std::lock_guard<std::mutex> lock(source_mu_);
+      source_ = c->source;
+    }
+    return c;
+  }
+
+  Status failure(const HttpResponse& resp, const std::string& what) {
+    Status st = http_failure_status(resp.status, parse_error(resp.body), what);
+    if (st.code() == Errc::kPermissionDenied) {
+      std::lock_guard<std::mutex> lock(source_mu_);
+      if (!source_.empty())
+        return Status(st.code(), st.message() + " (credentials from " + source_ + ")");
+    }
+    return st;
+  }
+
+  // GETs the first part without knowing the size; the answer's Content-Range tells it.
+  Status fetch_first(const std::string& key, const RangeWriter& write, Head* head) {
+    uint64_t got = 0;
+    std::optional<uint64_t> total;
+    std::string etag;
+    HttpRequest req = request("GET", key, "");
+    req.attempt_headers = [&] {
+      uint64_t end = (total ? std::min(*total, part_size_) : part_size_) - 1;
+      std::vector<std::string> h = {"Range: bytes=" + std::to_string(got) + "-" +
+                                    std::to_string(end)};
+      if (!etag.empty()) h.push_back("If-Match: " + etag);
+      return h;
+    };
+    req.on_headers = [&](long status, const std::map<std::string, std::string>& h) {
+      auto it = h.find("etag");
+      if (etag.empty() && it != h.end()) etag = it->second;
+      if (status == 206) {
+        auto cr = h.find("content-range");
+        if (cr != h.end() && !total) total = range_total(cr->second);
+      } else if (status == 200 && !total && got == 0) {
+        auto cl = h.find("content-length");
+        if (cl != h.end()) total = std::strtoull(cl->second.c_str(), nullptr, 10);
+      }
+    };
+    req.on_data = [&](const char* d, size_t n) -> Status {
+      if (!total) return Status(Errc::kUnavailable, uri(key) + ": no Content-Range in the answer");
+      if (got + n > std::min(*total, part_size_))
+        return Status(Errc::kUnavailable, uri(key) + ": more bytes than asked");
+      CKPT_RETURN_IF_ERROR(write(got, d, n));
+      got += n;
+      return {};
+    };
+    CKPT_ASSIGN_OR_RETURN(HttpResponse resp, http_.execute(req));
+    if (resp.status == 416) {
+      // An empty object has no byte 0; confirm it is really there and empty.
+      CKPT_ASSIGN_OR_RETURN(std::optional<Head> h, this->head(key));
+      if (!h) return Status(Errc::kNotFound, uri(key) + ": not found");
+      if (h->size != 0)
+        return Status(Errc::kUnavailable, uri(key) + ": the server refused a valid range");
+      *head = *h;
+      return {};
+    }
+    if (resp.status != 206 && resp.status != 200) return failure(resp, uri(key));
+    if (!total) {  // an empty body never reached on_headers
+      std::string cr = resp.header("content-range");
+      total = resp.status == 206 ? range_total(cr)
+                                 : std::optional<uint64_t>(std::strtoull(
+                                       resp.header("content-length").c_str(), nullptr, 10));
+      if (!total) return Status(Errc::kUnavailable, uri(key) + ": no size in the answer");
+      if (etag.empty()) etag = resp.header("etag");
+    }
+    if (got != std::min(*total, part_size_))
+      return Status(Errc::kUnavailable,
+                    uri(key) + ": short answer (" + std::to_string(got) + " bytes)");
+    head->size = *total;
+    head->etag = etag;
+    return {};
+  }
+
+  Status put_single(const std::string& key, const char* data, size_t len) {
+    HttpRequest req = request("PUT", key, "");
+    req.body = data;
+    req.body_len = len;
+    CKPT_ASSIGN_OR_RETURN(HttpResponse resp, http_.execute(req));
+    if (resp.status != 200) return failure(resp, uri(key));
+    return {};
+  }
+
+  Result<std::string> upload_part(const std::string& key, const std::string& upload_id,
+                                  size_t number, const std::vector<char>& data) {
+    HttpRequest req =
+        request("PUT", key,
+                canonical_query({{"partNumber", std::to_string(number)}, {"uploadId", upload_id}}));
+    req.what = uri(key) + " part " + std::to_string(number);
+    req.body = data.data();
+    req.body_len = data.size();
+    CKPT_ASSIGN_OR_RETURN(HttpResponse resp, http_.execute(req));
+    if (resp.status != 200) return failure(resp, req.what);
+    std::string etag = resp.header("etag");
+    if (etag.empty()) return Status(Errc::kUnavailable, req.what + ": no ETag in the answer");
+    return etag;
+  }
+
+  void abort_upload(const std::string& key, const std::string& upload_id) {
+    HttpRequest req = request("DELETE", key, canonical_query({{"uploadId", upload_id}}));
+    req.what = uri(key) + " (abort multipart upload)";
+    auto resp = http_.execute(req);
+    if (!resp.ok() || (resp->status != 204 && resp->status != 200 && resp->status != 404))
+      spdlog::warn(
+          "could not abort the multipart upload of {} (upload id {}); a lifecycle rule "
+          "may be needed to remove its parts",
+          uri(key), upload_id);
+  }
+
+  Status complete_upload(const std::string& key, const std::string& upload_id,
+                         const std::vector<std::string>& etags, uint64_t total) {
+    std::string body = complete_multipart_body(etags);
+    Status last;
+    for (unsigned attempt = 0; attempt < 3; ++attempt) {
+      HttpRequest req = request("POST", key, canonical_query({{"uploadId", upload_id}}));
+      req.what = uri(key) + " (complete multipart upload)";
+      req.headers = {"Content-Type: application/xml"};
+      req.body = body.data();
+      req.body_len = body.size();
+      auto resp = http_.execute(req);
+      if (!resp.ok()) {
+        last = resp.status();
+        continue;
+      }
+      auto err = parse_error(resp->body);
+      if (resp->status == 200 && !err) return {};
+      // The first attempt may have succeeded with its answer lost: then the upload id is
+      // gone and the object has the size we sent.
+      if (attempt > 0 && err && err->code == "NoSuchUpload") {
+        CKPT_ASSIGN_OR_RETURN(std::optional<Head> h, head(key));
+        if (h && h->size == total) return {};
+      }
+      last = failure(*resp, req.what);
+      if (!retryable_http(resp->status == 200 ? 500 : resp->status, err ? err->code : "")) break;
+    }
+    return last;
+  }
+
+  Status put_multipart(const std::string& key, ByteSource& src, uint64_t part,
+                       std::shared_ptr<std::vector<char>> first,
+                       std::shared_ptr<std::vector<char>> second, const ProgressFn& progress) {
+    HttpRequest init = request("POST", key, canonical_query({{"uploads", ""}}));
+    init.what = uri(key) + " (start multipart upload)";
+    CKPT_ASSIGN_OR_RETURN(HttpResponse resp, http_.execute(init));
+    if (resp.status != 200) return failure(resp, init.what);
+    CKPT_ASSIGN_OR_RETURN(std::string upload_id, parse_initiate_multipart(resp.body));
+    spdlog::debug("s3: multipart upload of {} started ({} MiB parts)", uri(key), part >> 20);
+
+    std::deque<std::future<Result<std::string>>> window;
+    std::vector<std::string> etags;
+    Status failed;
+    uint64_t total = 0;
+    size_t number = 0;
+    auto drain_one = [&] {
+      auto r = window.front().get();
+      window.pop_front();
+      if (!r.ok()) {
+        if (failed.ok()) failed = r.status();
+      } else {
+        etags.push_back(std::move(r).value());
+      }
+    };
+    auto submit = [&](std::shared_ptr<std::vector<char>> buf) {
+      ++number;
+      total += buf->size();
+      window.push_back(std::async(
+          std::launch::async, [this, &key, &upload_id, &progress, number, buf = std::move(buf)] {
+            auto r = upload_part(key, upload_id, number, *buf);
+            if (r.ok() && progress) progress(buf->size());
+            return r;
+          }));
+    };
+    submit(std::move(first));
+    submit(std::move(second));
+    for (;;) {
+      while (failed.ok() && window.size() >= workers_) drain_one();
+      if (!failed.ok()) break;
+      if (number >= kMaxParts) {
+        failed =
+            Status(Errc::kUnsupported, uri(key) + ": more than 10000 parts; raise the part size");
+        break;
+      }
+      auto buf = std::make_shared<std::vector<char>>(part);
+      auto n = read_full(src, buf->data(), part);
+      if (!n.ok()) {
+        failed = n.status();
+        break;
+      }
+      if (*n == 0) break;
+      buf->resize(*n);
+      submit(std::move(buf));
+      if (*n < part) break;
+    }
+    while (!window.empty()) drain_one();
+    if (failed.ok()) failed = complete_upload(key, upload_id, etags, total);
+    if (!failed.ok()) {
+      abort_upload(key, upload_id);
+      return failed;
+    }
+    return {};
+  }
+
+  Location loc_;
+  StorageOptions opts_;
+  EnvFn env_;
+  Endpoint ep_;
+  bool vhost_;
+  std::string region_;
+  std::string prefix_;
+  uint64_t part_size_;
+  unsigned workers_;
+  HttpClient http_;
+  CredentialCache creds_;
+  std::mutex source_mu_;
+  std::string source_;
+
+  friend class S3File;
+};
+
+Result<size_t> S3File::read_at(uint64_t offset, void* buf, size_t len) {
+  if (offset >= head_.size || len == 0) return size_t{0};
+  len = static_cast<size_t>(std::min<uint64_t>(len, head_.size - offset));
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const Block& b : blocks_) {
+    if (offset >= b.start && offset + len <= b.start + b.data.size()) {
+      std::memcpy(buf, b.data.data() + (offset - b.start), len);
+      return len;
+    }
+  }
+  if (len >= kReadAhead) {  // big reads go straight to the caller's buffer
+    auto* out = static_cast<char*>(buf);
+    CKPT_RETURN_IF_ERROR(storage_->fetch_range(key_, offset, len, head_.etag,
+                                               [&](uint64_t off, const char* d, size_t n) {
+                                                 std::memcpy(out + (off - offset), d, n);
+                                                 return Status();
+                                               }));
+    fetched_ += len;
+    return len;
+  }
+  uint64_t want = std::min<uint64_t>(kReadAhead, head_.size - offset);
+  Block& b = blocks_[next_block_];
+  next_block_ ^= 1;
+  b.start = offset;
+  b.data.clear();
+  Status st =
+      storage_->fetch_range(key_, offset, want, head_.etag, [&](uint64_t, const char* d, size_t n) {
+        b.data.append(d, n);
+        return Status();
+      });
+  if (!st.ok()) {
+    b.data.clear();
+    return st;
+  }
+  fetched_ += want;
+  std::memcpy(buf, b.data.data(), len);
+  return len;
+}
+
+Result<std::unique_ptr<Storage>> open_s3(const Location& loc, const StorageOptions& opts,
+                                         EnvFn env) {
+  if (loc.bucket.empty())
+    return Status(Errc::kInvalidArgument, "S3 location '" + loc.uri + "' has no bucket");
+  std::string region = resolve_region(env, opts.region);
+  std::string ep_url =
+      opts.endpoint.empty()
+          ? first_set(env, {"FLYTE_AWS_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"})
+          : opts.endpoint;
+  Endpoint ep;
+  if (ep_url.empty()) {
+    ep = aws_endpoint(region);
+  } else {
+    CKPT_ASSIGN_OR_RETURN(ep, parse_endpoint(ep_url));
+  }
+  CKPT_ASSIGN_OR_RETURN(Addressing style,
+                        parse_addressing(first_set(
+                            env, {"FLYTE_AWS_ADDRESSING_STYLE", "FLYTE_AWS_S3_ADDRESSING_STYLE"})));
+  bool vhost = use_virtual_host(style, ep, loc.bucket);
+  long stall = env_long(env, "CKPT_S3_STALL_TIMEOUT", 30);
+  auto attempts = static_cast<unsigned>(env_long(env, "CKPT_S3_MAX_ATTEMPTS", 6));
+  spdlog::debug("s3: {} via {}://{} ({}-style, region {})", loc.uri, ep.scheme, ep.host,
+                vhost ? "virtual-hosted" : "path", region);
+  return std::unique_ptr<Storage>(
+      new S3Storage(loc, opts, std::move(env), ep, vhost, region, stall, attempts));
+}
+
+}  // namespace
+}  // namespace ckpt::s3
+
+extern "C" __attribute__((visibility("default"))) ckpt::Storage* ckpt_open_storage(
+    const ckpt::Location* loc, const ckpt::StorageOptions* opts, ckpt::Status* status) {
+  auto r = ckpt::s3::open_s3(*loc, *opts, ckpt::s3::process_env());
+  if (!r.ok()) {
+    if (status) *status = r.status();
+    return nullptr;
+  }
+  return std::move(r).value().release();
+}
