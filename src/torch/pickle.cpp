@@ -238,6 +238,11 @@ class Unpickler {
     stack_.resize(m);
     return items;
   }
+  Status charge(size_t n) {
+    copied_ += n;
+    if (copied_ > opts_.max_values * 4) return bad("too many values");
+    return {};
+  }
   Result<Value*> make(Kind k) {
     if (doc_.size() >= opts_.max_values) return bad("too many values");
     return doc_.make(k);
@@ -260,6 +265,7 @@ class Unpickler {
   std::vector<Value*> stack_;
   std::vector<size_t> marks_;
   std::unordered_map<uint64_t, Value*> memo_;
+  size_t copied_ = 0;
 };
 
 Status Unpickler::global(std::string module, std::string name) {
@@ -324,6 +330,11 @@ bool int_list(const Value* v, std::vector<int64_t>* out) {
 Status Unpickler::reduce(Value* callee, Value* args, Value** out) {
   if (args->kind != Kind::kTuple) return bad("REDUCE arguments are not a tuple");
   const auto& a = args->items;
+  // Arguments are copied into the result: charge them, so reusing one big memoized list in
+  // many calls cannot turn a small input into quadratic memory.
+  size_t cost = a.size();
+  for (const Value* x : a) cost += x->items.size();
+  CKPT_RETURN_IF_ERROR(charge(cost));
   if (callee->kind == Kind::kGlobal && is_allowed_global(callee->s, callee->name)) {
     const std::string& m = callee->s;
     const std::string& n = callee->name;
@@ -654,6 +665,7 @@ Status Unpickler::run() {
         CKPT_ASSIGN_OR_RETURN(Value * args, pop());
         CKPT_ASSIGN_OR_RETURN(Value * cls, pop());
         if (args->kind != Kind::kTuple) return bad("NEWOBJ arguments are not a tuple");
+        CKPT_RETURN_IF_ERROR(charge(args->items.size()));
         if (cls->kind == Kind::kGlobal && cls->s == "torch.nn.parameter" &&
             cls->name == "Parameter" && !args->items.empty() &&
             args->items[0]->kind == Kind::kTensor) {
@@ -981,6 +993,54 @@ Status Pickler::value(const Value& v, size_t depth) {
   return Status(Errc::kInternal, "unknown value kind");
 }
 
+const Value* child_of(const Value* v, size_t k) {
+  if (k < v->items.size()) return v->items[k];
+  k -= v->items.size();
+  if (v->state && k-- == 0) return v->state;
+  if (v->callee && k == 0) return v->callee;
+  return nullptr;
+}
+
+// Memo references can share containers, so a small pickle could describe a huge tree (or a
+// cycle). Every consumer walks the tree, so bound it once here: no cycles, bounded depth, and
+// at most `limit` nodes when expanded.
+Status check_tree(const Value* root, uint64_t limit) {
+  struct Frame {
+    const Value* v;
+    size_t next;
+    uint64_t total;
+  };
+  std::unordered_map<const Value*, uint64_t> done;
+  std::unordered_map<const Value*, bool> open;
+  std::vector<Frame> st{{root, 0, 1}};
+  open[root] = true;
+  while (!st.empty()) {
+    Frame& f = st.back();
+    const Value* c = child_of(f.v, f.next++);
+    if (!c) {
+      uint64_t total = f.total;
+      done[f.v] = total;
+      open.erase(f.v);
+      st.pop_back();
+      if (!st.empty()) st.back().total += total;
+    } else if (auto it = done.find(c); it != done.end()) {
+      f.total += it->second;
+    } else if (open.count(c)) {
+      return Status(Errc::kUnsupported, "pickle contains a value that contains itself");
+    } else {
+      if (st.size() >= kMaxDepth)
+        return Status(Errc::kUnsupported, "pickle nests values too deeply");
+      open[c] = true;
+      st.push_back({c, 0, 1});
+      continue;
+    }
+    if (!st.empty() && st.back().total > limit) {
+      return Status(Errc::kUnsupported, "pickle expands to too many values (shared containers)");
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 uint64_t TensorRef::numel() const {
@@ -1094,6 +1154,7 @@ Result<std::unique_ptr<Document>> unpickle(std::string_view data, const Unpickle
   auto doc = std::make_unique<Document>();
   Unpickler u(data, opts, *doc);
   CKPT_RETURN_IF_ERROR(u.run());
+  CKPT_RETURN_IF_ERROR(check_tree(doc->root, 8 * doc->size() + 1'000'000));
   return doc;
 }
 

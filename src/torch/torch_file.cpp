@@ -17,7 +17,7 @@ namespace fs = std::filesystem;
 namespace ckpt::torch {
 namespace {
 
-constexpr size_t kMaxWalkDepth = 200;
+constexpr size_t kMaxWalkDepth = 1000;  // the unpickler already bounds depth and size
 
 // Legacy files begin with the pickled magic number 0x1950a86a20f9469cfc6c (LONG1, 10 bytes).
 constexpr uint8_t kLegacyMagic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c,

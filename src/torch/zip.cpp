@@ -252,8 +252,9 @@ Result<std::string> ZipReader::read(const ZipEntry& e, uint64_t max_size) const 
     return corrupt("record '" + e.name + "' is implausibly large (" + std::to_string(e.size) +
                    " bytes)");
   }
+  if (e.compressed_size != e.size) return corrupt("record '" + e.name + "' has inconsistent sizes");
   std::string out;
-  out.reserve(e.size);
+  out.reserve(e.size);  // bounded by the file size: checked when the directory was read
   CKPT_RETURN_IF_ERROR(stream(e, [&](const uint8_t* p, size_t n) -> Status {
     out.append(reinterpret_cast<const char*>(p), n);
     return {};

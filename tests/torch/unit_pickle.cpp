@@ -149,14 +149,25 @@ TEST_CASE("pickle: truncations and garbage are errors") {
                   .ok());  // stack underflow
 }
 
-TEST_CASE("pickle: a list that contains itself is refused on write, not looped over") {
+TEST_CASE("pickle: self-containing values and exponential sharing are refused, not walked") {
   // EMPTY_LIST BINPUT 0 BINGET 0 APPEND STOP
-  auto d =
+  auto cyc =
       load(std::string("\x80\x02]q\x00h\x00"
                        "a.",
                        9));
-  REQUIRE(d.ok());
-  auto p = pickle(*(*d)->root, {});
-  REQUIRE_FALSE(p.ok());
-  CHECK(p.status().message().find("nests too deeply") != std::string::npos);
+  REQUIRE_FALSE(cyc.ok());
+  CHECK(cyc.status().message().find("contains itself") != std::string::npos);
+  // t0 = None; t(k+1) = (tk, tk) sixty times: 2**61 nodes when expanded, from ~500 bytes.
+  std::string p("\x80\x02N", 3);
+  for (int k = 0; k < 60; ++k)
+    p += std::string(
+        "q\x00"
+        "0"
+        "h\x00h\x00"
+        "\x86",
+        8);
+  p += ".";
+  auto big = load(p);
+  REQUIRE_FALSE(big.ok());
+  CHECK(big.status().message().find("too many values") != std::string::npos);
 }
