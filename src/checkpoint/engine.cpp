@@ -395,9 +395,16 @@ Result<RestoreReport> Checkpointer::restore(const std::optional<fs::path>& dir) 
   // corrupt file therefore leaves the target as it was.
   Status run = run_parallel(tasks.size(), config_.jobs, [&](size_t i) -> Status {
     const auto& t = tasks[i];
-    CKPT_RETURN_IF_ERROR(storage->get_to_file(t.file->key, t.tmp, progress));
-    uint64_t size = 0;
-    CKPT_ASSIGN_OR_RETURN(auto hash, hash_file(t.tmp, &size));
+    // One pass: bytes are hashed on their way to disk, in order.
+    int fd = ::open(t.tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return errno_status(errno, "cannot create", t.tmp.string());
+    FdSink out(fd, t.target.string());
+    HashingSink hashing(out);
+    Status got = storage->get_to_sink(t.file->key, hashing, progress);
+    if (::close(fd) != 0 && got.ok()) got = errno_status(errno, "cannot write", t.target.string());
+    CKPT_RETURN_IF_ERROR(got);
+    uint64_t size = hashing.bytes();
+    std::string hash = hashing.hex_digest();
     if (size != t.file->size) {
       return Status(Errc::kCorrupt, "checkpoint file " + storage->uri_of(t.file->key) +
                                         " changed size while restoring");

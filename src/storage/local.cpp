@@ -96,14 +96,17 @@ class LocalStorage : public Storage {
   Status put(const std::string& key, ByteSource& src, const ProgressFn& progress) override {
     CKPT_RETURN_IF_ERROR(check_relative_key(key));
     auto target = root_ / key;
-    auto tmp_dir = root_ / kReservedDir / "tmp";
-    CKPT_RETURN_IF_ERROR(make_dirs(tmp_dir));
     CKPT_RETURN_IF_ERROR(make_dirs(target.parent_path()));
+    auto tmp_dir = root_ / kReservedDir / "tmp";
     auto tmp = tmp_dir / random_token();
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0 && errno == ENOENT) {  // another saver's flush() removed the empty tmp dir
-      CKPT_RETURN_IF_ERROR(make_dirs(tmp_dir));
+    int fd = -1;
+    // Another saver's flush() may remove the empty tmp dir (or .ckpt) between our mkdir and
+    // open; recreate and retry.
+    for (int attempt = 0; fd < 0 && attempt < 1000; ++attempt) {
+      Status made = make_dirs(tmp_dir);
+      if (!made.ok() && made.code() != Errc::kNotFound) return made;
       fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      if (fd < 0 && errno != ENOENT) break;
     }
     if (fd < 0) return errno_status(errno, "cannot create", tmp.string());
     Status st = copy_to_fd(src, fd, target.string(), progress);
