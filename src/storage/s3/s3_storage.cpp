@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <future>
@@ -82,6 +83,58 @@ struct Head {
   std::string etag;
 };
 
+// Caps the bytes held in part buffers across every transfer of one storage at
+// parts_in_flight x part_size, however many files the engine moves at once. A request larger
+// than the whole budget still proceeds when nothing else holds any.
+class MemoryBudget {
+ public:
+  explicit MemoryBudget(uint64_t limit) : limit_(limit) {}
+  void acquire(uint64_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return used_ == 0 || used_ + n <= limit_; });
+    used_ += n;
+  }
+  void release(uint64_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    used_ -= n;
+    cv_.notify_all();
+  }
+
+ private:
+  uint64_t limit_;
+  uint64_t used_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+};
+
+// A part buffer charged to the budget for as long as it lives.
+class Buffer {
+ public:
+  Buffer(MemoryBudget& budget, size_t cap) : budget_(budget), charged_(cap) {
+    budget_.acquire(cap);
+    data_.resize(cap);
+  }
+  ~Buffer() { budget_.release(charged_); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  void grow(size_t cap) {
+    if (cap > charged_) {
+      budget_.acquire(cap - charged_);
+      charged_ = cap;
+    }
+    data_.resize(cap);
+  }
+  char* data() { return data_.data(); }
+  const std::vector<char>& bytes() const { return data_; }
+  size_t size() const { return data_.size(); }
+  void truncate(size_t n) { data_.resize(n); }
+
+ private:
+  MemoryBudget& budget_;
+  size_t charged_;
+  std::vector<char> data_;
+};
+
 // Where fetched bytes go: absolute object offset and data.
 using RangeWriter = std::function<Status(uint64_t, const char*, size_t)>;
 
@@ -119,6 +172,9 @@ class S3Storage : public Storage {
         ep_(std::move(ep)),
         vhost_(vhost),
         region_(std::move(region)),
+        part_size_(std::max<uint64_t>(opts_.part_size, kMinPartSize)),
+        workers_(std::max(1u, opts_.parts_in_flight)),
+        budget_(part_size_ * workers_),
         http_(RetryPolicy{attempts, 0.1, 5.0}, stall_s, 10),
         creds_([this] { return resolve_credentials(env_, http_, region_); },
                [] { return std::time(nullptr); }) {
@@ -126,8 +182,6 @@ class S3Storage : public Storage {
     while (!p.empty() && p.back() == '/') p.pop_back();
     while (!p.empty() && p.front() == '/') p.erase(0, 1);
     prefix_ = p.empty() ? "" : p + "/";
-    part_size_ = std::max<uint64_t>(opts_.part_size, kMinPartSize);
-    workers_ = std::max(1u, opts_.parts_in_flight);
   }
 
   const Location& location() const override { return loc_; }
@@ -166,25 +220,27 @@ class S3Storage : public Storage {
   }
 
   Status put(const std::string& key, ByteSource& src, const ProgressFn& progress) override {
+    auto hint = src.size_hint();
     uint64_t part = part_size_;
-    if (auto hint = src.size_hint(); hint && *hint / part >= kMaxParts)
-      part = (*hint + kMaxParts - 1) / kMaxParts;
-    auto first = std::make_shared<std::vector<char>>(part);
-    CKPT_ASSIGN_OR_RETURN(size_t n0, read_full(src, first->data(), part));
-    first->resize(n0);
-    std::shared_ptr<std::vector<char>> second;
-    if (n0 == part && !(src.size_hint() && *src.size_hint() == n0)) {
-      second = std::make_shared<std::vector<char>>(part);
-      CKPT_ASSIGN_OR_RETURN(size_t n1, read_full(src, second->data(), part));
-      second->resize(n1);
-      if (n1 == 0) second.reset();
+    if (hint && *hint / part >= kMaxParts) part = (*hint + kMaxParts - 1) / kMaxParts;
+    // Small objects get a buffer of their size (one byte more shows a file that grew).
+    uint64_t cap0 = hint && *hint < part ? *hint + 1 : part;
+    auto first = std::make_shared<Buffer>(budget_, cap0);
+    CKPT_ASSIGN_OR_RETURN(size_t n0, read_full(src, first->data(), cap0));
+    if (n0 == cap0 && cap0 < part) {
+      first->grow(part);
+      CKPT_ASSIGN_OR_RETURN(size_t more, read_full(src, first->data() + n0, part - n0));
+      n0 += more;
     }
-    if (!second) {
+    first->truncate(n0);
+    // Below a full part the source has ended; a full part of a source whose size we know is
+    // all there is. Otherwise upload in parts (a stream may end right after the first).
+    if (n0 < part || (hint && *hint == n0)) {
       CKPT_RETURN_IF_ERROR(put_single(key, first->data(), first->size()));
-      if (progress && !first->empty()) progress(first->size());
+      if (progress && n0 > 0) progress(n0);
       return {};
     }
-    return put_multipart(key, src, part, std::move(first), std::move(second), progress);
+    return put_multipart(key, src, part, std::move(first), progress);
   }
 
   Status get_to_file(const std::string& key, const std::filesystem::path& dst,
@@ -225,7 +281,7 @@ class S3Storage : public Storage {
     CKPT_RETURN_IF_ERROR(fetch_first(key, direct, &head));
     if (head.size <= part_size_) return {};
     // The rest: a window of parts_in_flight buffered ranges, handed to the sink in order.
-    using Part = std::pair<Status, std::shared_ptr<std::string>>;
+    using Part = std::pair<Status, std::shared_ptr<Buffer>>;
     std::deque<std::future<Part>> window;
     uint64_t next = part_size_;
     Status failed;
@@ -233,14 +289,14 @@ class S3Storage : public Storage {
       uint64_t start = next;
       uint64_t len = std::min(part_size_, head.size - start);
       next += len;
-      window.push_back(std::async(std::launch::async, [this, key, start, len, etag = head.etag] {
-        auto buf = std::make_shared<std::string>();
-        buf->reserve(len);
-        Status st = fetch_range(key, start, len, etag, [&](uint64_t, const char* d, size_t n) {
-          buf->append(d, n);
+      auto buf = std::make_shared<Buffer>(budget_, len);
+      window.push_back(std::async(std::launch::async, [this, key, start, len, buf,
+                                                       etag = head.etag] {
+        Status st = fetch_range(key, start, len, etag, [&](uint64_t off, const char* d, size_t n) {
+          std::memcpy(buf->data() + (off - start), d, n);
           return Status();
         });
-        return Part(std::move(st), std::move(buf));
+        return Part(std::move(st), buf);
       }));
     };
     while (next < head.size && window.size() < workers_) launch();
@@ -471,8 +527,7 @@ class S3Storage : public Storage {
   }
 
   Status put_multipart(const std::string& key, ByteSource& src, uint64_t part,
-                       std::shared_ptr<std::vector<char>> first,
-                       std::shared_ptr<std::vector<char>> second, const ProgressFn& progress) {
+                       std::shared_ptr<Buffer> first, const ProgressFn& progress) {
     HttpRequest init = request("POST", key, canonical_query({{"uploads", ""}}));
     init.what = uri(key) + " (start multipart upload)";
     CKPT_ASSIGN_OR_RETURN(HttpResponse resp, http_.execute(init));
@@ -494,18 +549,19 @@ class S3Storage : public Storage {
         etags.push_back(std::move(r).value());
       }
     };
-    auto submit = [&](std::shared_ptr<std::vector<char>> buf) {
+    auto submit = [&](std::shared_ptr<Buffer> buf) {
       ++number;
       total += buf->size();
-      window.push_back(std::async(
-          std::launch::async, [this, &key, &upload_id, &progress, number, buf = std::move(buf)] {
-            auto r = upload_part(key, upload_id, number, *buf);
-            if (r.ok() && progress) progress(buf->size());
-            return r;
-          }));
+      window.push_back(std::async(std::launch::async, [this, &key, &upload_id, &progress, number,
+                                                       buf = std::move(buf)]() mutable {
+        auto r = upload_part(key, upload_id, number, buf->bytes());
+        size_t n = buf->size();
+        buf.reset();  // back to the budget now, not when the window drains
+        if (r.ok() && progress) progress(n);
+        return r;
+      }));
     };
     submit(std::move(first));
-    submit(std::move(second));
     for (;;) {
       while (failed.ok() && window.size() >= workers_) drain_one();
       if (!failed.ok()) break;
@@ -514,14 +570,14 @@ class S3Storage : public Storage {
             Status(Errc::kUnsupported, uri(key) + ": more than 10000 parts; raise the part size");
         break;
       }
-      auto buf = std::make_shared<std::vector<char>>(part);
+      auto buf = std::make_shared<Buffer>(budget_, part);
       auto n = read_full(src, buf->data(), part);
       if (!n.ok()) {
         failed = n.status();
         break;
       }
       if (*n == 0) break;
-      buf->resize(*n);
+      buf->truncate(*n);
       submit(std::move(buf));
       if (*n < part) break;
     }
@@ -543,6 +599,7 @@ class S3Storage : public Storage {
   std::string prefix_;
   uint64_t part_size_;
   unsigned workers_;
+  MemoryBudget budget_;
   HttpClient http_;
   CredentialCache creds_;
   std::mutex source_mu_;
