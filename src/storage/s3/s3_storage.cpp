@@ -487,14 +487,17 @@ class S3Storage : public Storage {
   }
 
   void abort_upload(const std::string& key, const std::string& upload_id) {
-    HttpRequest req = request("DELETE", key, canonical_query({{"uploadId", upload_id}}));
-    req.what = uri(key) + " (abort multipart upload)";
-    auto resp = http_.execute(req);
-    if (!resp.ok() || (resp->status != 204 && resp->status != 200 && resp->status != 404))
-      spdlog::warn(
-          "could not abort the multipart upload of {} (upload id {}); a lifecycle rule "
-          "may be needed to remove its parts",
-          uri(key), upload_id);
+    // Tried harder than other requests: a leftover upload keeps its parts (and costs) forever.
+    for (unsigned attempt = 0; attempt < 3; ++attempt) {
+      HttpRequest req = request("DELETE", key, canonical_query({{"uploadId", upload_id}}));
+      req.what = uri(key) + " (abort multipart upload)";
+      auto resp = http_.execute(req);
+      if (resp.ok() && (resp->status == 204 || resp->status == 200 || resp->status == 404)) return;
+    }
+    spdlog::warn(
+        "could not abort the multipart upload of {} (upload id {}); a lifecycle rule "
+        "may be needed to remove its parts",
+        uri(key), upload_id);
   }
 
   Status complete_upload(const std::string& key, const std::string& upload_id,
