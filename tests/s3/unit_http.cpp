@@ -198,6 +198,28 @@ TEST_CASE("signed requests carry SigV4, the payload header and the token, never 
   CHECK(head.find("VERY-SECRET-KEY") == std::string::npos);
 }
 
+TEST_CASE("an expired session token makes the credentials refresh and the request go again") {
+  ScriptedServer server(
+      {answer(400, "<Error><Code>ExpiredToken</Code></Error>"), answer(200, "ok")});
+  HttpClient http(RetryPolicy{1, 0.0, 0.0}, 5, 2);
+  HttpRequest r = get(server);
+  r.region = "us-east-1";
+  int fetched = 0, expired = 0;
+  r.credentials = [&] {
+    ++fetched;
+    return Result<Credentials>(
+        Credentials{"AK" + std::to_string(fetched), "SK", "T", std::nullopt, "test"});
+  };
+  r.credentials_expired = [&] { ++expired; };
+  auto res = http.execute(r);
+  REQUIRE(res.ok());
+  CHECK(res->status == 200);
+  CHECK(expired == 1);
+  auto reqs = server.requests();
+  REQUIRE(reqs.size() == 2);
+  CHECK(reqs[1].find("Credential=AK2/") != std::string::npos);
+}
+
 TEST_CASE("a streamed body resumes where it stopped: attempt headers are asked again") {
   // The first answer stops after 4 of its 10 bytes and the server goes quiet on that
   // connection; the 1 s stall timeout ends the attempt and the retry asks for bytes 4-9.

@@ -223,6 +223,10 @@ TEST_CASE("HTTP failures map to error codes with the object named and no XML") {
   CHECK(http_failure_status(503, S3Error{"SlowDown", ""}, "s3://b/k").code() == Errc::kUnavailable);
   CHECK(http_failure_status(412, S3Error{"PreconditionFailed", ""}, "s3://b/k").code() ==
         Errc::kFailedPrecondition);
+  auto region = http_failure_status(
+      400, S3Error{"AuthorizationHeaderMalformed", "the region 'us-east-1' is wrong"}, "s3://b/k");
+  CHECK(region.code() == Errc::kFailedPrecondition);
+  CHECK(region.message().find("AWS_REGION") != std::string::npos);
 }
 
 TEST_CASE("credential cache refreshes before expiry and survives a failed refresh") {
@@ -249,6 +253,11 @@ TEST_CASE("credential cache refreshes before expiry and survives a failed refres
   CHECK(cache.get().value().access_key == "AK2");
   now += 300;  // expired and refresh fails: error
   CHECK_FALSE(cache.get().ok());
+  fail = false;
+  CHECK(cache.get().value().access_key == "AK5");  // fetches 3 and 4 failed
+  cache.invalidate();  // the server said the token expired: fetch again at once
+  CHECK(cache.get().value().access_key == "AK6");
+  CHECK(cache.get().value().access_key == "AK6");
 }
 
 namespace {

@@ -207,19 +207,26 @@ Result<Credentials> resolve_credentials(const EnvFn& env, HttpClient& http,
                     ", AWS_WEB_IDENTITY_TOKEN_FILE, instance metadata)");
 }
 
+void CredentialCache::invalidate() {
+  std::lock_guard<std::mutex> lock(mu_);
+  stale_ = true;
+}
+
 Result<Credentials> CredentialCache::get() {
   std::lock_guard<std::mutex> lock(mu_);
   std::time_t now = now_();
-  if (cached_ && (!cached_->expiration || *cached_->expiration - now > margin_s_)) return *cached_;
+  if (cached_ && !stale_ && (!cached_->expiration || *cached_->expiration - now > margin_s_))
+    return *cached_;
   auto fresh = fetch_();
   if (fresh.ok()) {
     if (fresh->expiration)
       spdlog::debug("s3: credentials from {} valid for {} s", fresh->source,
                     static_cast<long>(*fresh->expiration - now));
     cached_ = fresh.value();
+    stale_ = false;
     return fresh;
   }
-  if (cached_ && cached_->expiration && *cached_->expiration > now) {
+  if (cached_ && !stale_ && cached_->expiration && *cached_->expiration > now) {
     spdlog::debug("s3: refreshing credentials failed ({}); using the current ones",
                   fresh.status().message());
     return *cached_;

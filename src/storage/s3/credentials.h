@@ -38,6 +38,8 @@ class CredentialCache {
       : fetch_(std::move(fetch)), now_(std::move(now)), margin_s_(margin_s) {}
 
   Result<Credentials> get();
+  // The server rejected the cached ones as expired: fetch again on the next get().
+  void invalidate();
 
  private:
   Fetch fetch_;
@@ -45,6 +47,7 @@ class CredentialCache {
   long margin_s_;
   std::mutex mu_;
   std::optional<Credentials> cached_;
+  bool stale_ = false;
 };
 
 }  // namespace ckpt::s3

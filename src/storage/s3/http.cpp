@@ -133,6 +133,7 @@ Result<HttpResponse> HttpClient::execute(const HttpRequest& req) {
   unsigned attempts = req.quick ? 2 : std::max(1u, policy_.max_attempts);
   std::string last_error;
   bool last_timeout = false;
+  bool refreshed = false;
   for (unsigned attempt = 0; attempt < attempts; ++attempt) {
     if (attempt > 0) {
       double delay = policy_.delay_s(attempt - 1, jitter_unit());
@@ -231,6 +232,14 @@ Result<HttpResponse> HttpClient::execute(const HttpRequest& req) {
     t.resp.status = code;
     if (code >= 200 && code < 300) return std::move(t.resp);
     auto err = parse_error(t.resp.body);
+    if (err && req.credentials_expired && !refreshed &&
+        (err->code == "ExpiredToken" || err->code == "TokenRefreshRequired")) {
+      refreshed = true;
+      req.credentials_expired();
+      last_error = "HTTP " + std::to_string(code) + " " + err->code;
+      ++attempts;  // a refresh is not a failed attempt
+      continue;
+    }
     if (retryable_http(code, err ? err->code : "")) {
       last_timeout = false;
       last_error = "HTTP " + std::to_string(code) + (err ? " " + err->code : std::string());

@@ -25,6 +25,8 @@ struct HttpRequest {
   // SigV4 signing: region and a credential source asked again on every attempt (refreshes).
   std::string region;
   std::function<Result<Credentials>()> credentials;
+  // Called when the server says the session token expired; the request is then retried once.
+  std::function<void()> credentials_expired;
   // Extra headers computed per attempt (a Range that resumes after bytes already taken).
   std::function<std::vector<std::string>()> attempt_headers;
   // Receives a successful (2xx) response body as it arrives; a failed Status aborts the

@@ -380,6 +380,7 @@ class S3Storage : public Storage {
     req.url = object_url(ep_, vhost_, loc_.bucket, prefix_ + key, query);
     req.region = region_;
     req.credentials = [this] { return creds(); };
+    req.credentials_expired = [this] { creds_.invalidate(); };
     req.what = uri(key);
     return req;
   }

@@ -354,6 +354,10 @@ Status http_failure_status(long status, const std::optional<S3Error>& err, std::
     return Status(Errc::kFailedPrecondition,
                   w + ": the multipart upload vanished (" + detail + ")");
   if (status == 404) return Status(Errc::kNotFound, w + ": not found (" + detail + ")");
+  if (status == 301 || code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" ||
+      code == "IllegalLocationConstraintException")
+    return Status(Errc::kFailedPrecondition, w + ": the bucket is in another region or endpoint (" +
+                                                 detail + "); set AWS_REGION or --region");
   if (status == 401 || status == 403) {
     std::string hint;
     if (code == "SignatureDoesNotMatch" || code == "InvalidAccessKeyId")
