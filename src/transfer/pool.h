@@ -11,7 +11,7 @@ namespace ckpt {
 
 Status run_parallel(size_t n, unsigned workers, const std::function<Status(size_t)>& task);
 
-// Default number of files in flight for local work: the core count, at least 2.
+// Default number of files in flight: the core count, at least 4.
 unsigned default_workers();
 
 }  // namespace ckpt
