@@ -6,7 +6,7 @@
 #   scripts/s3_server.sh stop DIR    stops radosgw, then the OSD, then the monitor.
 # Needs Debian's ceph-mon, ceph-osd and radosgw packages (they bring ceph-base and
 # ceph-common) and python3. Everything lives under DIR; daemons' output goes to DIR/log.
-# CKPT_S3_MEMSTORE_MB sizes the in-memory OSD (default 3072). memstore holds everything in
+# CKPT_S3_MEMSTORE_MB sizes the in-memory OSD (default 4096). memstore holds everything in
 # RAM and stops answering when full, so size it for the data a run writes.
 # The keys are fixed test keys for a server that only listens on loopback.
 set -euo pipefail
@@ -125,7 +125,8 @@ start_failed() {
   exit 1
 }
 
-start() {
+# One attempt at bringing the cluster up from scratch in DIR; exits non-zero on failure.
+attempt() {
   local dir=$1
   for b in ceph ceph-mon ceph-osd radosgw radosgw-admin monmaptool; do
     command -v "$b" >/dev/null ||
@@ -141,7 +142,7 @@ start() {
   read -r mon_port rgw_port < <(free_ports 2)
   fsid=$("$PY" -c 'import uuid; print(uuid.uuid4())')
   osd_uuid=$("$PY" -c 'import uuid; print(uuid.uuid4())')
-  local mem_mb=${CKPT_S3_MEMSTORE_MB:-3072}
+  local mem_mb=${CKPT_S3_MEMSTORE_MB:-4096}
   cat >"$dir/ceph.conf" <<EOF
 [global]
 fsid = $fsid
@@ -235,6 +236,17 @@ export CKPT_TEST_CEPH_CONF=$dir/ceph.conf
 EOF
   mv "$dir/env.tmp" "$dir/env"
   echo "s3_server: radosgw on http://127.0.0.1:$rgw_port (state in $dir)" >&2
+}
+
+# Under heavy load a fresh OSD now and then fails to register ("wrong fsid") or a daemon
+# dies early; a clean retry with new ports gets past that.
+start() {
+  local dir=$1 a
+  for a in 1 2 3; do
+    if (attempt "$dir"); then return 0; fi
+    echo "s3_server: attempt $a failed" >&2
+  done
+  die "could not start the S3 server in $dir (logs in $dir/log)"
 }
 
 case "${1:-}" in
