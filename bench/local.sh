@@ -41,27 +41,25 @@ mkdir -p "$W/data"
 for i in 1 2 3 4 5 6 7 8; do head -c $((128 << 20)) /dev/urandom >"$W/data/shard$i.bin"; done
 cat "$W"/data/* >/dev/null
 median() { sort -n | sed -n 2p; }
-time_ms() {
-  local t0 t1
-  t0=$(now)
-  "$@" >/dev/null
-  t1=$(now)
-  echo $(((t1 - t0) / 1000000))
+# "wall_ms cpu_ms" of one run (cpu = user + system, less sensitive to a busy machine)
+measure() {
+  /usr/bin/time -f '%e %U %S' -o "$W/t" "$@" >/dev/null
+  awk '{ printf "%d %d\n", $1 * 1000, ($2 + $3) * 1000 }' "$W/t"
 }
-cp_ms=() save_ms=() restore_ms=()
+declare -A wall cpu
 for r in 1 2 3; do
   rm -rf "$W/cp" "$W/dst" "$W/rest" && mkdir "$W/rest"
   sync
-  cp_ms+=("$(time_ms cp -r "$W/data" "$W/cp")")
+  read -r w c < <(measure cp -r "$W/data" "$W/cp"); wall[cp]+="$w "; cpu[cp]+="$c "
   sync
-  save_ms+=("$(time_ms "$CKPT" save -q --dest "$W/dst" "$W/data")")
+  read -r w c < <(measure "$CKPT" save -q --dest "$W/dst" "$W/data"); wall[save]+="$w "; cpu[save]+="$c "
   sync
-  restore_ms+=("$(time_ms "$CKPT" restore -q --src "$W/dst" "$W/rest")")
+  read -r w c < <(measure "$CKPT" restore -q --src "$W/dst" "$W/rest"); wall[restore]+="$w "; cpu[restore]+="$c "
   diff -r "$W/data" "$W/rest" >/dev/null || { echo "restore differs" >&2; exit 1; }
 done
-cp_m=$(printf '%s\n' "${cp_ms[@]}" | median)
-save_m=$(printf '%s\n' "${save_ms[@]}" | median)
-restore_m=$(printf '%s\n' "${restore_ms[@]}" | median)
-printf '%-28s %8s ms\n' "cp -r" "$cp_m" "ckpt save (with checksums)" "$save_m" \
-  "ckpt restore (verified)" "$restore_m"
-echo "save / cp -r = $(ratio "$save_m" "$cp_m")   restore / cp -r = $(ratio "$restore_m" "$cp_m")"
+med() { printf '%s\n' $1 | median; }
+printf '%-28s %10s %10s\n' "" "wall ms" "cpu ms"
+for k in cp save restore; do printf '%-28s %10s %10s\n' "$k" "$(med "${wall[$k]}")" "$(med "${cpu[$k]}")"; done
+for k in save restore; do
+  echo "$k / cp -r: wall $(ratio "$(med "${wall[$k]}")" "$(med "${wall[cp]}")"), cpu $(ratio "$(med "${cpu[$k]}")" "$(med "${cpu[cp]}")")"
+done

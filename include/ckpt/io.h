@@ -21,6 +21,7 @@ class FdSource : public ByteSource {
   static Result<std::unique_ptr<FdSource>> open_file(const std::filesystem::path& path);
   Result<size_t> read(void* buf, size_t len) override;
   std::optional<uint64_t> size_hint() const override { return size_; }
+  int fd() const override { return size_ ? fd_ : -1; }  // regular files only, not pipes
 
  private:
   int fd_;
@@ -46,6 +47,8 @@ class HashingSource : public ByteSource {
   explicit HashingSource(ByteSource& inner) : inner_(inner) {}
   Result<size_t> read(void* buf, size_t len) override;
   std::optional<uint64_t> size_hint() const override { return inner_.size_hint(); }
+  int fd() const override { return inner_.fd(); }
+  void copied(const void* data, size_t len) override;
   uint64_t bytes() const { return bytes_; }
   std::string hex_digest() const { return hasher_.hex_digest(); }
 
@@ -57,11 +60,13 @@ class HashingSource : public ByteSource {
 
 class FdSink : public ByteSink {
  public:
-  FdSink(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+  FdSink(int fd, std::string name);
   Status write(const void* buf, size_t len) override;
+  int fd() const override { return regular_ ? fd_ : -1; }
 
  private:
   int fd_;
+  bool regular_;
   std::string name_;
 };
 
@@ -81,6 +86,8 @@ class HashingSink : public ByteSink {
  public:
   explicit HashingSink(ByteSink& inner) : inner_(inner) {}
   Status write(const void* buf, size_t len) override;
+  int fd() const override { return inner_.fd(); }
+  void copied(const void* data, size_t len) override;
   uint64_t bytes() const { return bytes_; }
   std::string hex_digest() const { return hasher_.hex_digest(); }
 

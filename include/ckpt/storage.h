@@ -33,12 +33,24 @@ class ByteSource {
   virtual Result<size_t> read(void* buf, size_t len) = 0;
   // Total size when known in advance (lets drivers pick single vs multipart upload).
   virtual std::optional<uint64_t> size_hint() const { return std::nullopt; }
+
+  // Zero-copy protocol: a source backed by a regular file exposes its descriptor, positioned
+  // at the next byte to read. A driver that copies from it in the kernel (copy_file_range)
+  // instead of calling read() must hand every copied byte to copied(), in order, so wrappers
+  // (hashing, counting) still see all of them.
+  virtual int fd() const { return -1; }
+  virtual void copied(const void* data, size_t len) {}
 };
 
 class ByteSink {
  public:
   virtual ~ByteSink() = default;
   virtual Status write(const void* buf, size_t len) = 0;
+
+  // Zero-copy protocol, as for ByteSource: a sink backed by a regular file exposes its
+  // descriptor; a driver that writes to it in the kernel reports the bytes with copied().
+  virtual int fd() const { return -1; }
+  virtual void copied(const void* data, size_t len) {}
 };
 
 // Random access to one object (inspect reads a zip directory without the tensor bytes).
@@ -61,7 +73,7 @@ struct StorageOptions {
   std::string endpoint;      // S3-compatible endpoint override
   std::string region;        // S3 region override
   unsigned parts_in_flight = 8;
-  uint64_t part_size = 16ull << 20;
+  uint64_t part_size = 8ull << 20;
   bool durable = false;      // local: fsync each file, then the filesystem, before success
 };
 

@@ -31,11 +31,7 @@ void add_save_command(CLI::App& app, CliContext& ctx) {
   static std::string path;
   cmd->add_option("PATH", path, "File, directory, or - for stdin (stored as _dst_cp)")->required();
   add_common_options(*cmd, ctx, true);
-  cmd->add_flag("--fsync", ctx.fsync, "Make the data durable (fsync) before reporting success")
-      ->envname("CKPT_FSYNC");
-  cmd->add_flag("--no-manifest", ctx.no_manifest,
-                "Write exactly flytekit's layout, without ckpt's manifest (restores are unverified)")
-      ->envname("CKPT_NO_MANIFEST");
+  add_write_options(*cmd, ctx);
   cmd->callback([&ctx] {
     ctx.action = [&ctx] {
       if (path == "-") {

@@ -13,10 +13,7 @@ void add_write_command(CLI::App& app, CliContext& ctx) {
   static std::string file = "-";
   cmd->add_option("FILE", file, "Input file, or - for stdin (the default)");
   add_common_options(*cmd, ctx, true);
-  cmd->add_flag("--fsync", ctx.fsync, "Make the data durable (fsync) before reporting success")
-      ->envname("CKPT_FSYNC");
-  cmd->add_flag("--no-manifest", ctx.no_manifest, "Write exactly flytekit's layout, without a manifest")
-      ->envname("CKPT_NO_MANIFEST");
+  add_write_options(*cmd, ctx);
   cmd->callback([&ctx] {
     ctx.action = [&ctx] {
       if (file == "-") {

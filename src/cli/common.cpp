@@ -98,13 +98,21 @@ void add_common_options(CLI::App& cmd, CliContext& ctx, bool with_json) {
       ->check(CLI::Range(1u, 256u));
   cmd.add_option("--endpoint", ctx.endpoint, "S3-compatible endpoint URL")->envname("CKPT_ENDPOINT");
   cmd.add_option("--region", ctx.region, "Object store region")->envname("CKPT_REGION");
-  cmd.add_option("--part-size", ctx.part_size, "Multipart part size in bytes (default 16 MiB)")
+  cmd.add_option("--part-size", ctx.part_size, "Multipart part size in bytes (default 8 MiB)")
       ->envname("CKPT_PART_SIZE")
       ->check(CLI::Range(uint64_t{5} << 20, uint64_t{5} << 30));
   cmd.add_option("--parts-in-flight", ctx.parts_in_flight,
                  "Parts of one object transferred in parallel (default 8)")
       ->envname("CKPT_PARTS_IN_FLIGHT")
       ->check(CLI::Range(1u, 64u));
+}
+
+void add_write_options(CLI::App& cmd, CliContext& ctx) {
+  cmd.add_flag("--fsync", ctx.fsync, "Make the data durable (fsync) before reporting success")
+      ->envname("CKPT_FSYNC");
+  cmd.add_flag("--no-manifest", ctx.no_manifest,
+               "Write exactly flytekit's layout, without ckpt's manifest (restores are unverified)")
+      ->envname("CKPT_NO_MANIFEST");
 }
 
 CheckpointConfig make_config(const CliContext& ctx) {

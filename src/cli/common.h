@@ -21,7 +21,7 @@ struct CliContext {
   unsigned jobs = 0;
   std::string endpoint;
   std::string region;
-  uint64_t part_size = 16ull << 20;
+  uint64_t part_size = 8ull << 20;
   unsigned parts_in_flight = 8;
   bool fsync = false;
   bool no_manifest = false;
@@ -37,6 +37,9 @@ int finish(const Status& status, const CliContext& ctx);
 
 // Flags every subcommand accepts: locations, verbosity, transfer knobs.
 void add_common_options(CLI::App& cmd, CliContext& ctx, bool with_json);
+
+// --fsync and --no-manifest, for the commands that write a checkpoint (save, write).
+void add_write_options(CLI::App& cmd, CliContext& ctx);
 
 // Builds the engine configuration; progress goes to a terminal bar when stderr is one.
 CheckpointConfig make_config(const CliContext& ctx);

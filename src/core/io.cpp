@@ -58,6 +58,23 @@ Result<size_t> HashingSource::read(void* buf, size_t len) {
   return n;
 }
 
+void HashingSource::copied(const void* data, size_t len) {
+  hasher_.update(data, len);
+  bytes_ += len;
+  inner_.copied(data, len);
+}
+
+FdSink::FdSink(int fd, std::string name) : fd_(fd), name_(std::move(name)) {
+  struct stat st {};
+  regular_ = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+void HashingSink::copied(const void* data, size_t len) {
+  hasher_.update(data, len);
+  bytes_ += len;
+  inner_.copied(data, len);
+}
+
 Status write_all(int fd, const void* buf, size_t len, std::string_view name) {
   const char* p = static_cast<const char*>(buf);
   while (len > 0) {

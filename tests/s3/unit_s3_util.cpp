@@ -112,6 +112,20 @@ TEST_CASE("error documents, multipart answers and the completion body") {
             .value() == "2~abc");
   CHECK_FALSE(parse_initiate_multipart("<InitiateMultipartUploadResult/>").ok());
 
+  auto uploads = parse_list_multipart_uploads(
+      "<ListMultipartUploadsResult><Bucket>b</Bucket>"
+      "<Upload><Key>p/big.bin</Key><UploadId>2~x</UploadId>"
+      "<Initiated>2026-11-23T14:00:05.000Z</Initiated></Upload>"
+      "<Upload><Key>p/big.bin2</Key><UploadId>2~y</UploadId><Initiated>bad</Initiated></Upload>"
+      "</ListMultipartUploadsResult>");
+  REQUIRE(uploads.ok());
+  REQUIRE(uploads->size() == 2);
+  CHECK((*uploads)[0].key == "p/big.bin");
+  CHECK((*uploads)[0].upload_id == "2~x");
+  CHECK((*uploads)[0].initiated == parse_iso8601("2026-11-23T14:00:05Z"));
+  CHECK_FALSE((*uploads)[1].initiated);
+  CHECK_FALSE(parse_list_multipart_uploads("<ListBucketResult/>").ok());
+
   std::string body = complete_multipart_body({"\"e1\"", "\"e2&\""});
   tinyxml2::XMLDocument doc;
   REQUIRE(doc.Parse(body.c_str()) == tinyxml2::XML_SUCCESS);

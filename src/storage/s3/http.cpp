@@ -1,6 +1,9 @@
 #include "storage/s3/http.h"
 
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -15,9 +18,21 @@ namespace {
 
 constexpr size_t kMaxErrorBody = 64 << 10;
 
+// An easy handle (it keeps its connections alive across requests) and the socket it last
+// opened, which curl does not expose while a transfer runs.
+struct Handle {
+  CURL* curl = nullptr;
+  curl_socket_t sock = CURL_SOCKET_BAD;
+};
+
+int on_sockopt(void* user, curl_socket_t sock, curlsocktype) {
+  static_cast<Handle*>(user)->sock = sock;
+  return CURL_SOCKOPT_OK;
+}
+
 struct Transfer {
   const HttpRequest* req = nullptr;
-  CURL* handle = nullptr;
+  Handle* handle = nullptr;
   HttpResponse resp;
   size_t body_pos = 0;
   Status sink_status;
@@ -25,9 +40,23 @@ struct Transfer {
   bool headers_seen = false;
 };
 
+// On a reused connection Linux has left quick-ACK mode, so the ACK for a response's header
+// segment waits up to 40 ms, and a server using Nagle (radosgw's beast) holds back a small
+// body until it comes: every small GET took 40+ ms. Setting TCP_QUICKACK once the headers
+// are in sends that pending ACK at once.
+void ack_now(const Handle* h) {
+  if (h->sock == CURL_SOCKET_BAD) return;
+  int one = 1;
+  ::setsockopt(h->sock, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+}
+
 size_t on_header(char* data, size_t size, size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
   std::string_view line(data, size * n);
+  if (line == "\r\n" || line == "\n") {
+    ack_now(t->handle);
+    return size * n;
+  }
   if (line.rfind("HTTP/", 0) == 0) {
     t->resp.headers.clear();  // a new header block (after 100 Continue)
     return size * n;
@@ -50,7 +79,7 @@ size_t on_write(char* data, size_t size, size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
   size_t len = size * n;
   long code = 0;
-  curl_easy_getinfo(t->handle, CURLINFO_RESPONSE_CODE, &code);
+  curl_easy_getinfo(t->handle->curl, CURLINFO_RESPONSE_CODE, &code);
   if (code >= 200 && code < 300 && t->req->on_data) {
     if (!t->headers_seen && t->req->on_headers) t->req->on_headers(code, t->resp.headers);
     t->headers_seen = true;
@@ -109,7 +138,11 @@ HttpClient::HttpClient(RetryPolicy policy, long stall_timeout_s, long connect_ti
 }
 
 HttpClient::~HttpClient() {
-  for (void* h : idle_) curl_easy_cleanup(static_cast<CURL*>(h));
+  for (void* p : idle_) {
+    auto* h = static_cast<Handle*>(p);
+    curl_easy_cleanup(h->curl);
+    delete h;
+  }
 }
 
 void* HttpClient::acquire() {
@@ -121,7 +154,9 @@ void* HttpClient::acquire() {
       return h;
     }
   }
-  return curl_easy_init();
+  CURL* curl = curl_easy_init();
+  if (!curl) return nullptr;
+  return new Handle{curl, CURL_SOCKET_BAD};
 }
 
 void HttpClient::release(void* handle) {
@@ -149,12 +184,13 @@ Result<HttpResponse> HttpClient::execute(const HttpRequest& req) {
       creds = std::move(c).value();
     }
 
-    auto* h = static_cast<CURL*>(acquire());
-    if (!h) return Status(Errc::kInternal, "curl_easy_init failed");
+    auto* handle = static_cast<Handle*>(acquire());
+    if (!handle) return Status(Errc::kInternal, "curl_easy_init failed");
+    CURL* h = handle->curl;
     curl_easy_reset(h);
     Transfer t;
     t.req = &req;
-    t.handle = h;
+    t.handle = handle;
     char errbuf[CURL_ERROR_SIZE] = {0};
 
     curl_easy_setopt(h, CURLOPT_URL, req.url.c_str());
@@ -165,6 +201,8 @@ Result<HttpResponse> HttpClient::execute(const HttpRequest& req) {
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, req.quick ? 2L : stall_timeout_s_);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
+    curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, handle);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
@@ -214,7 +252,7 @@ Result<HttpResponse> HttpClient::execute(const HttpRequest& req) {
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);
     curl_slist_free_all(headers);
     curl_easy_reset(h);
-    release(h);
+    release(handle);
     double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
             .count();
@@ -230,6 +268,7 @@ Result<HttpResponse> HttpClient::execute(const HttpRequest& req) {
     }
     spdlog::debug("s3: {} {} -> {} in {:.0f} ms", req.method, req.what, code, ms);
     t.resp.status = code;
+    t.resp.attempts = attempt + 1;
     if (code >= 200 && code < 300) return std::move(t.resp);
     auto err = parse_error(t.resp.body);
     if (err && req.credentials_expired && !refreshed &&

@@ -44,6 +44,7 @@ struct HttpResponse {
   long status = 0;
   std::string body;                            // error bodies, or everything without on_data
   std::map<std::string, std::string> headers;  // names lower case
+  unsigned attempts = 1;  // more than one: the server may have acted on an earlier try
   std::string header(const std::string& name) const {
     auto it = headers.find(name);
     return it == headers.end() ? std::string() : it->second;

@@ -11,7 +11,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <ctime>
 #include <deque>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -501,6 +503,27 @@ class S3Storage : public Storage {
         uri(key), upload_id);
   }
 
+  // A retried CreateMultipartUpload may have started uploads whose answers were lost; they
+  // are invisible to us but keep their parts forever. Abort the ones on this key begun since
+  // `since` (minus clock skew): a concurrent writer of the very same key is already a race.
+  void abort_orphans(const std::string& key, const std::string& ours, std::time_t since) {
+    HttpRequest req = request("GET", "", "");
+    req.url = object_url(ep_, vhost_, loc_.bucket, "",
+                         canonical_query({{"uploads", ""}, {"prefix", prefix_ + key}}));
+    req.what = uri(key) + " (list multipart uploads)";
+    auto resp = http_.execute(req);
+    if (!resp.ok() || resp->status != 200) return;
+    auto uploads = parse_list_multipart_uploads(resp->body);
+    if (!uploads.ok()) return;
+    constexpr std::time_t kSkew = 300;
+    for (const auto& u : *uploads) {
+      if (u.key != prefix_ + key || u.upload_id == ours) continue;
+      if (!u.initiated || *u.initiated + kSkew < since) continue;
+      spdlog::debug("s3: aborting upload {} of {} left by a retried start", u.upload_id, uri(key));
+      abort_upload(key, u.upload_id);
+    }
+  }
+
   Status complete_upload(const std::string& key, const std::string& upload_id,
                          const std::vector<std::string>& etags, uint64_t total) {
     std::string body = complete_multipart_body(etags);
@@ -534,9 +557,17 @@ class S3Storage : public Storage {
                        std::shared_ptr<Buffer> first, const ProgressFn& progress) {
     HttpRequest init = request("POST", key, canonical_query({{"uploads", ""}}));
     init.what = uri(key) + " (start multipart upload)";
+    std::time_t since = std::time(nullptr);
     CKPT_ASSIGN_OR_RETURN(HttpResponse resp, http_.execute(init));
     if (resp.status != 200) return failure(resp, init.what);
     CKPT_ASSIGN_OR_RETURN(std::string upload_id, parse_initiate_multipart(resp.body));
+    struct OrphanGuard {
+      std::function<void()> fn;
+      ~OrphanGuard() {
+        if (fn) fn();
+      }
+    } orphans;
+    if (resp.attempts > 1) orphans.fn = [&] { abort_orphans(key, upload_id, since); };
     spdlog::debug("s3: multipart upload of {} started ({} MiB parts)", uri(key), part >> 20);
 
     std::deque<std::future<Result<std::string>>> window;

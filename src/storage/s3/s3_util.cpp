@@ -218,6 +218,18 @@ Result<std::string> parse_initiate_multipart(std::string_view xml) {
   return id;
 }
 
+Result<std::vector<OpenUpload>> parse_list_multipart_uploads(std::string_view xml) {
+  tinyxml2::XMLDocument doc;
+  const auto* root = parse_root(doc, xml);
+  if (!root || std::string_view(root->Name()) != "ListMultipartUploadsResult")
+    return Status(Errc::kUnavailable, "S3 returned an unreadable ListMultipartUploads answer");
+  std::vector<OpenUpload> out;
+  for (const auto* u = root->FirstChildElement("Upload"); u; u = u->NextSiblingElement("Upload"))
+    out.push_back({child_text(u, "Key"), child_text(u, "UploadId"),
+                   parse_iso8601(child_text(u, "Initiated"))});
+  return out;
+}
+
 std::string complete_multipart_body(const std::vector<std::string>& etags) {
   tinyxml2::XMLPrinter printer(nullptr, true);
   printer.OpenElement("CompleteMultipartUpload");

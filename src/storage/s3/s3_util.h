@@ -73,6 +73,14 @@ std::optional<S3Error> parse_error(std::string_view xml);
 Result<std::string> parse_initiate_multipart(std::string_view xml);          // the UploadId
 std::string complete_multipart_body(const std::vector<std::string>& etags);  // part i+1
 
+struct OpenUpload {
+  std::string key;
+  std::string upload_id;
+  std::optional<std::time_t> initiated;
+};
+// A ListMultipartUploads answer (one page is enough for the one key it is asked about).
+Result<std::vector<OpenUpload>> parse_list_multipart_uploads(std::string_view xml);
+
 struct Credentials {
   std::string access_key;
   std::string secret_key;
