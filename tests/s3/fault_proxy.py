@@ -12,7 +12,8 @@ injects one of these faults, at most --max-faults times in all:
   stall     reads the request and never answers (until --stall-seconds pass)
   stallbody forwards, sends the headers and part of the body, then stops sending
 Faults are chosen with a seeded random generator; --methods limits which requests may be
-hit (e.g. PUT,POST for uploads, GET for downloads). Every request and fault is logged to
+hit (e.g. PUT,POST for uploads, GET for downloads), --match to requests whose target
+contains a string. Every request and fault is logged to
 --log; --stats FILE holds a JSON count of the faults injected so far, so a test can
 check that faults really happened. The chosen port is written to --port-file.
 """
@@ -42,10 +43,12 @@ class State:
         self.requests = 0
         self.log = open(args.log, "a", buffering=1) if args.log else None
 
-    def pick(self, method):
+    def pick(self, method, target):
         with self.lock:
             self.requests += 1
             if method not in self.args.methods:
+                return None
+            if self.args.match and self.args.match not in target:
                 return None
             if sum(self.injected.values()) >= self.args.max_faults:
                 return None
@@ -148,7 +151,7 @@ class Handler(socketserver.StreamRequestHandler):
             if req is None:
                 return
             method, target, _, headers, body = req
-            fault = st.pick(method)
+            fault = st.pick(method, target)
             st.note(f"{method} {target} {len(body)}B fault={fault or '-'}")
             try:
                 if fault == "500":
@@ -197,6 +200,7 @@ def main():
     p.add_argument("--faults", default="500,503,slowdown,reset,truncate")
     p.add_argument("--max-faults", type=int, default=50)
     p.add_argument("--methods", default="GET,PUT,POST,HEAD,DELETE")
+    p.add_argument("--match", help="only requests whose target contains this (e.g. '?uploads')")
     p.add_argument("--stall-seconds", type=float, default=600)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--log")

@@ -62,6 +62,16 @@ AWS_ENDPOINT_URL=$PROXY ck 0 read --src "$F" -o "$TMP/big.back"
 cmp "$TMP/v1/big.bin" "$TMP/big.back" || fail "read through faults"
 [ -z "$(s3_uploads "$P")$(s3_uploads "$F")" ] || fail "multipart uploads left behind: $(s3_uploads "$P")"
 
+# 1b. The answer to "start a multipart upload" is lost after the server acted on it (twice):
+#     the retries start new uploads, and the orphaned ones must not be left behind.
+start_proxy lost --rate 1 --faults truncate --methods POST --match '?uploads' --max-faults 2
+O=$(loc orphans)
+AWS_ENDPOINT_URL=$PROXY ck 0 save --dest "$O" "$TMP/v1/big.bin"
+[ "$(faults "$STATS")" = 2 ] || fail "lost multipart starts not injected ($(faults "$STATS"))"
+[ -z "$(s3_uploads "$O")" ] || fail "uploads orphaned by a retried start left behind: $(s3_uploads "$O")"
+ck 0 read --src "$O" -o "$TMP/big.back2"
+cmp "$TMP/v1/big.bin" "$TMP/big.back2" || fail "save after lost multipart starts"
+
 # 2. Downloads whose bodies are cut short half the time are retried, never accepted short.
 start_proxy trunc --rate 0.5 --faults truncate --methods GET --max-faults 30 --seed 3
 mkdir "$TMP/r2"
