@@ -29,6 +29,8 @@ void add_encode_command(CLI::App& app, CliContext& ctx) {
       "One hyperparameter KEY=VALUE; VALUE is read as JSON when it parses (0.1, 10, true, "
       "[1,2], \"text\"), else as a string. Repeatable; overrides --hparams");
   add_common_options(*cmd, ctx, true);
+  cmd->add_flag("--fsync", ctx.fsync, "Make the output durable (fsync) before renaming it into place")
+      ->envname("CKPT_FSYNC");
   cmd->callback([&ctx] {
     ctx.action = [&ctx] {
       req.hyperparameters = nlohmann::ordered_json::object();

@@ -72,7 +72,13 @@ int inspect_location(Storage& storage, const InspectFlags& flags, const CliConte
     nlohmann::json entry = {{"key", f.key}, {"size", f.size}};
     if (f.expected) entry["hash"] = f.expected->hash;
     auto obj = inspect_object(storage, f.key, flags);
-    if (obj.ok() && obj->contains("tensors")) entry["torch"] = *obj;
+    if (!obj.ok()) {
+      // A file that looks like a torch checkpoint but cannot be read as one (or cannot be
+      // opened): said, not silently skipped.
+      entry["torch_error"] = obj.status().message();
+    } else if (obj->contains("tensors")) {
+      entry["torch"] = *obj;
+    }
     doc["files"].push_back(entry);
   }
   doc["missing"] = view->missing;
@@ -93,7 +99,12 @@ int inspect_location(Storage& storage, const InspectFlags& flags, const CliConte
     for (const auto& k : view->mismatched) std::cout << "  wrong size: " << k << "\n";
     for (const auto& k : view->unrecorded) std::cout << "  not in any manifest: " << k << "\n";
     for (const auto& f : doc["files"]) {
-      if (f.contains("torch")) std::cout << "\n" << object_text(f["torch"]);
+      if (f.contains("torch")) {
+        std::cout << "\n" << f["key"].get<std::string>() << ":\n" << object_text(f["torch"]);
+      } else if (f.contains("torch_error")) {
+        std::cout << "\n" << f["key"].get<std::string>()
+                  << ": not inspected: " << f["torch_error"].get<std::string>() << "\n";
+      }
     }
   }
   if (view->files.empty() && view->complete()) return exit_code(Errc::kNoCheckpoint);
@@ -116,6 +127,11 @@ int run_inspect(const InspectFlags& flags, const CliContext& ctx) {
       if (!doc.ok()) return finish(doc.status(), ctx);
       if (!flags.html.empty()) {
 #ifdef CKPT_WITH_TORCH
+        if (!doc->contains("tensors")) {
+          return finish(Status(Errc::kInvalidArgument,
+                               "--html: '" + flags.target + "' is not a torch checkpoint file"),
+                        ctx);
+        }
         std::ofstream out(flags.html);
         out << torch::render_html(*doc);
         if (!out) return finish(Status(Errc::kIo, "cannot write '" + flags.html + "'"), ctx);
@@ -130,6 +146,12 @@ int run_inspect(const InspectFlags& flags, const CliContext& ctx) {
       }
       return 0;
     }
+  }
+  if (!flags.html.empty()) {
+    return finish(Status(Errc::kInvalidArgument,
+                         "--html reports on one torch file; '" + flags.target +
+                             "' is a checkpoint location (name one of its files)"),
+                  ctx);
   }
   auto storage = open_storage(*loc, config.storage);
   if (!storage.ok()) return finish(storage.status(), ctx);

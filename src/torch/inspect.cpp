@@ -8,6 +8,7 @@
 
 #include "ckpt/torch/pytorch_checkpoint.h"
 #include "ckpt/torch/torch_file.h"
+#include "stats_client.h"
 
 namespace ckpt::torch {
 namespace {
@@ -34,7 +35,17 @@ bool is_optimizer_state(const Value& v) {
   return dict_get(v, "state") && groups && groups->kind == Kind::kList;
 }
 
-// The optimizer class, from the hyperparameter names its param_groups carry.
+// Position of key k in a dict, or -1.
+int key_index(const Value& d, const char* k) {
+  if (d.kind != Kind::kDict) return -1;
+  for (size_t i = 0; i + 1 < d.items.size(); i += 2) {
+    if (d.items[i]->kind == Kind::kStr && d.items[i]->s == k) return static_cast<int>(i / 2);
+  }
+  return -1;
+}
+
+// The optimizer class, from the hyperparameter names its param_groups carry (as torch 1.13 to
+// 2.x write them; a state_dict does not name its class).
 std::string optimizer_kind(const Value& opt) {
   const Value* groups = dict_get(opt, "param_groups");
   if (!groups || groups->items.empty()) return "unknown";
@@ -48,15 +59,27 @@ std::string optimizer_kind(const Value& opt) {
   if (has("etas") && has("step_sizes")) return "Rprop";
   if (has("alpha") && has("centered")) return "RMSprop";
   if (has("betas") && has("amsgrad")) {
+    // torch >= 2.5: AdamW is Adam with decoupled_weight_decay=True.
+    if (const Value* d = dict_get(g, "decoupled_weight_decay"); d && d->kind == Kind::kBool)
+      return d->b ? "AdamW" : "Adam";
+    // torch 1.13 to 2.4 fill a group's defaults in each class's own order: Adam's has
+    // "maximize" before "foreach", AdamW's "foreach" before "maximize".
+    const int maximize = key_index(g, "maximize"), foreach = key_index(g, "foreach");
+    if (maximize >= 0 && foreach >= 0) return foreach < maximize ? "AdamW" : "Adam";
+    // Otherwise the defaults differ: AdamW's weight decay is 1e-2, Adam's 0.
     const Value* wd = dict_get(g, "weight_decay");
-    // Adam and AdamW share every field; AdamW's default weight decay is 1e-2, Adam's 0.
     if (wd && wd->kind == Kind::kFloat && wd->f != 0) return "AdamW";
     return "Adam";
   }
-  if (has("betas") && !has("amsgrad")) {
+  if (has("betas")) {  // Adamax or RAdam
     const Value* st = dict_get(opt, "state");
-    if (st && st->items.size() >= 2 && dict_get(*st->items[1], "exp_inf")) return "Adamax";
-    return has("decoupled_weight_decay") ? "RAdam" : "Adamax";
+    if (st && st->items.size() >= 2) {
+      const Value& first = *st->items[1];
+      if (dict_get(first, "exp_inf")) return "Adamax";
+      if (dict_get(first, "exp_avg_sq")) return "RAdam";
+    }
+    if (has("decoupled_weight_decay")) return "RAdam";
+    return has("maximize") ? "Adamax" : "RAdam";  // torch 1.13's RAdam has no maximize
   }
   if (has("momentum") && has("nesterov")) return "SGD";
   return "unknown";
@@ -108,6 +131,24 @@ std::string html_escape(const std::string& s) {
   return o;
 }
 
+// "min -1 max 2.5 mean 0.3 std 1.1 nan 0 inf 1" (null: no finite value)
+std::string stats_text(const nlohmann::json& t) {
+  if (!t.contains("stats") || t["stats"].is_null())
+    return "n/a (" + t.value("stats_error", std::string("no statistics")) + ")";
+  const auto& st = t["stats"];
+  std::string o;
+  char buf[64];
+  for (const char* k : {"min", "max", "mean", "std"}) {
+    if (st[k].is_null()) {
+      std::snprintf(buf, sizeof buf, "%s%s -", o.empty() ? "" : " ", k);
+    } else {
+      std::snprintf(buf, sizeof buf, "%s%s %.6g", o.empty() ? "" : " ", k, st[k].get<double>());
+    }
+    o += buf;
+  }
+  return o + " nan " + st["nan"].dump() + " inf " + st["inf"].dump();
+}
+
 }  // namespace
 
 bool looks_like_torch_file(RandomAccessFile& file) {
@@ -120,10 +161,6 @@ bool looks_like_torch_file(RandomAccessFile& file) {
 }
 
 Result<nlohmann::json> inspect(RandomAccessFile& file, const InspectOptions& opts) {
-  if (opts.stats) {
-    return Status(Errc::kUnsupported,
-                  "--stats needs the libtorch statistics plugin, which is not built");
-  }
   CKPT_ASSIGN_OR_RETURN(auto tf, TorchFile::open(file, /*strict=*/false));
   const Value& root = tf->root();
   nlohmann::json j;
@@ -197,6 +234,7 @@ Result<nlohmann::json> inspect(RandomAccessFile& file, const InspectOptions& opt
         if (in_module) parameter_count += numel;
         return {};
       }));
+  if (opts.stats) CKPT_RETURN_IF_ERROR(add_tensor_stats(*tf, tensors));
   j["tensors"] = tensors;
   j["tensor_count"] = tensors.size();
   j["storage_count"] = storages.size();
@@ -252,14 +290,15 @@ std::string render_text(const nlohmann::json& s) {
   for (const auto& t : s["tensors"]) w = std::max(w, t["name"].get<std::string>().size());
   w = std::min<size_t>(w, 70);
   char line[512];
-  std::snprintf(line, sizeof line, "  %-*s  %-10s  %-20s  %10s\n", static_cast<int>(w), "name",
-                "dtype", "shape", "size");
+  const bool stats = !s["tensors"].empty() && s["tensors"][0].contains("stats");
+  std::snprintf(line, sizeof line, "  %-*s  %-10s  %-20s  %10s%s\n", static_cast<int>(w), "name",
+                "dtype", "shape", "size", stats ? "  stats" : "");
   o << line;
   for (const auto& t : s["tensors"]) {
-    std::snprintf(line, sizeof line, "  %-*s  %-10s  %-20s  %10s\n", static_cast<int>(w),
+    std::snprintf(line, sizeof line, "  %-*s  %-10s  %-20s  %10s", static_cast<int>(w),
                   t["name"].get<std::string>().c_str(), t["dtype"].get<std::string>().c_str(),
                   shape_str(t["shape"]).c_str(), fmt_bytes(t["nbytes"].get<uint64_t>()).c_str());
-    o << line;
+    o << line << (stats ? "  " + stats_text(t) : std::string()) << "\n";
   }
   o << "\nTotals by dtype:\n";
   for (const auto& [dt, d] : s["totals_by_dtype"].items()) {
@@ -346,12 +385,30 @@ std::string render_html(const nlohmann::json& s) {
       << d["elements"] << "</td><td class=n>" << fmt_bytes(d["bytes"].get<uint64_t>())
       << "</td></tr>";
   }
+  const bool stats = !s["tensors"].empty() && s["tensors"][0].contains("stats");
   o << "</table>\n<h2>Tensors</h2><table "
-       "id=\"tensors\"><tr><th>name</th><th>dtype</th><th>shape</th><th>size</th></tr>\n";
+       "id=\"tensors\"><tr><th>name</th><th>dtype</th><th>shape</th><th>size</th>";
+  if (stats) o << "<th>min</th><th>max</th><th>mean</th><th>std</th><th>NaN</th><th>Inf</th>";
+  o << "</tr>\n";
   for (const auto& t : s["tensors"]) {
     o << "<tr><td>" << html_escape(t["name"].get<std::string>()) << "</td><td>"
       << html_escape(t["dtype"].get<std::string>()) << "</td><td>" << shape_str(t["shape"])
-      << "</td><td class=n>" << fmt_bytes(t["nbytes"].get<uint64_t>()) << "</td></tr>\n";
+      << "</td><td class=n>" << fmt_bytes(t["nbytes"].get<uint64_t>()) << "</td>";
+    if (stats) {
+      if (!t.contains("stats") || t["stats"].is_null()) {
+        o << "<td colspan=6>" << html_escape(t.value("stats_error", std::string("n/a")))
+          << "</td>";
+      } else {
+        const auto& st = t["stats"];
+        for (const char* k : {"min", "max", "mean", "std"}) {
+          char buf[32] = "-";
+          if (!st[k].is_null()) std::snprintf(buf, sizeof buf, "%.6g", st[k].get<double>());
+          o << "<td class=n>" << buf << "</td>";
+        }
+        o << "<td class=n>" << st["nan"] << "</td><td class=n>" << st["inf"] << "</td>";
+      }
+    }
+    o << "</tr>\n";
   }
   o << "</table>\n</body></html>\n";
   return o.str();

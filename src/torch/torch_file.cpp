@@ -248,7 +248,7 @@ Status write_torch_file(const Value& root, const std::vector<const TorchFile*>& 
     const Planned& p = plan[std::stoul(k)];
     const ZipEntry* src = p.from->storage_entry(p.key);
     if (!src) return Status(Errc::kCorrupt, "storage data/" + p.key + " is missing");
-    CKPT_RETURN_IF_ERROR(zw.begin(prefix + "data/" + k, src->size));
+    CKPT_RETURN_IF_ERROR(zw.begin(prefix + "data/" + k, src->size, src->crc));
     CKPT_RETURN_IF_ERROR(
         p.from->zip().stream(*src, [&](const uint8_t* d, size_t n) { return zw.write(d, n); }));
     CKPT_RETURN_IF_ERROR(zw.end());
@@ -282,7 +282,7 @@ Status write_to_location(const std::string& uri, const std::function<Status(Byte
   if (fd < 0) return errno_status(errno, "cannot create", tmp.string());
   FdSink sink(fd, tmp.string());
   Status st = produce(sink);
-  if (st.ok() && local && ::fsync(fd) != 0) st = errno_status(errno, "cannot fsync", tmp.string());
+  if (st.ok() && local && opts.durable && ::fsync(fd) != 0) st = errno_status(errno, "cannot fsync", tmp.string());
   if (::close(fd) != 0 && st.ok()) st = errno_status(errno, "cannot close", tmp.string());
   if (st.ok()) {
     if (local) {

@@ -1,8 +1,11 @@
 #include "ckpt/torch/zip.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
+#include <future>
 #include <cstring>
 #include <memory>
 
@@ -22,7 +25,8 @@ constexpr size_t kEnd64Size = 56;
 constexpr size_t kLocatorSize = 20;
 constexpr uint64_t kAlignment = 64;
 constexpr uint64_t kMaxCentralDirectory = 1ull << 30;  // sanity bound before allocating
-constexpr size_t kChunk = 4u << 20;
+constexpr size_t kChunk = 8u << 20;
+constexpr size_t kParallelCrcMin = 1u << 20;
 
 uint16_t le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
 uint32_t le32(const uint8_t* p) {
@@ -226,11 +230,32 @@ Status ZipReader::stream_impl(const ZipEntry& e, void* ctx,
   CKPT_ASSIGN_OR_RETURN(uint64_t off, data_offset(e));
   uint32_t crc = 0;
   if (const uint8_t* d = file_->data()) {
+    const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const uintptr_t start = reinterpret_cast<uintptr_t>(d + off);
+    uintptr_t released = (start + page - 1) / page * page;  // whole pages of this record only
     for (uint64_t done = 0; done < e.size;) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, e.size - done));
-      crc = crc32_update(crc, d + off + done, n);
-      CKPT_RETURN_IF_ERROR(cb(ctx, d + off + done, n));
+      const uint8_t* p = d + off + done;
+      if (n >= kParallelCrcMin) {
+        // Checksum on a second core while the consumer (a write(), usually) copies the chunk.
+        auto sum = std::async(std::launch::async, [crc, p, n] { return crc32_update(crc, p, n); });
+        Status st = cb(ctx, p, n);
+        crc = sum.get();
+        CKPT_RETURN_IF_ERROR(st);
+      } else {
+        crc = crc32_update(crc, p, n);
+        CKPT_RETURN_IF_ERROR(cb(ctx, p, n));
+      }
       done += n;
+      // Drop the pages just consumed from our address space (they stay in the page cache), so
+      // streaming a large record does not grow the process's resident set. data() is a
+      // read-only mapping of a file (RandomAccessFile's contract), never written, so its
+      // contents are unaffected: a later access faults the same bytes back in.
+      const uintptr_t upto = (start + done) / page * page;
+      if (upto > released) {
+        ::madvise(reinterpret_cast<void*>(released), upto - released, MADV_DONTNEED);
+        released = upto;
+      }
     }
   } else {
     std::unique_ptr<uint8_t[]> buf(
@@ -253,6 +278,24 @@ Result<std::string> ZipReader::read(const ZipEntry& e, uint64_t max_size) const 
                    " bytes)");
   }
   if (e.compressed_size != e.size) return corrupt("record '" + e.name + "' has inconsistent sizes");
+  if (!file_->data() && e.method == 0 && e.size <= kChunk) {
+    // Remote files: the local header, its padding and the data in one ranged read.
+    const uint64_t want = std::min<uint64_t>(kLocalHeaderSize + e.name.size() + 128 + e.size,
+                                             file_->size() - std::min(file_->size(), e.header_offset));
+    std::string buf(want, '\0');
+    CKPT_RETURN_IF_ERROR(read_exact(*file_, e.header_offset, buf.data(), buf.size()));
+    const auto* h = reinterpret_cast<const uint8_t*>(buf.data());
+    if (buf.size() >= kLocalHeaderSize && le32(h) == kLocalSig) {
+      const uint64_t skip = kLocalHeaderSize + le16(h + 26) + le16(h + 28);
+      if (skip + e.size <= buf.size()) {
+        std::string out = buf.substr(skip, e.size);
+        if (crc32_update(0, out.data(), out.size()) != e.crc) {
+          return corrupt("record '" + e.name + "' fails its CRC check (data corrupted)");
+        }
+        return out;
+      }
+    }
+  }
   std::string out;
   out.reserve(e.size);  // bounded by the file size: checked when the directory was read
   CKPT_RETURN_IF_ERROR(stream(e, [&](const uint8_t* p, size_t n) -> Status {
@@ -272,7 +315,7 @@ Status ZipWriter::put(const void* data, size_t len) {
   return {};
 }
 
-Status ZipWriter::begin(std::string_view name, uint64_t size) {
+Status ZipWriter::begin(std::string_view name, uint64_t size, std::optional<uint32_t> known_crc) {
   if (open_) return Status(Errc::kInternal, "zip writer: record still open");
   const bool zip64 = size >= 0xffffffffu;
   std::string h;
@@ -311,6 +354,7 @@ Status ZipWriter::begin(std::string_view name, uint64_t size) {
   expected_ = size;
   got_ = 0;
   crc_ = 0;
+  known_crc_ = known_crc;
   return {};
 }
 
@@ -318,7 +362,7 @@ Status ZipWriter::write(const void* data, size_t len) {
   if (!open_) return Status(Errc::kInternal, "zip writer: no open record");
   if (len > expected_ - got_)
     return Status(Errc::kInternal, "zip writer: record longer than declared");
-  crc_ = crc32_update(crc_, data, len);
+  if (!known_crc_) crc_ = crc32_update(crc_, data, len);
   got_ += len;
   return put(data, len);
 }
@@ -327,6 +371,7 @@ Status ZipWriter::end() {
   if (!open_) return Status(Errc::kInternal, "zip writer: no open record");
   if (got_ != expected_) return Status(Errc::kInternal, "zip writer: record shorter than declared");
   open_ = false;
+  if (known_crc_) crc_ = *known_crc_;
   written_.back().crc = crc_;
   std::string d;
   put32(d, kDescriptorSig);

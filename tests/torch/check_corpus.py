@@ -5,8 +5,9 @@ views and shared storages, the same Python values.
 
 Files ckpt writes are loaded with torch.load(weights_only=True). torch 1.13's weights_only
 unpickler lacks BINFLOAT, set and bytes (a float anywhere, e.g. an optimizer's lr, fails even for
-files Python itself wrote), so for such files the check falls back to a restricted unpickler that
-admits only the globals of torch >= 2's weights_only allow-list and still executes nothing else.
+files Python itself wrote), so for exactly those failures weights_only.py falls back to torch
+1.13's own opcode set and allow-list plus those three (see there); state_dicts must load with
+the real weights_only=True.
 
 Usage: /usr/bin/python3 check_corpus.py CKPT CORPUS_DIR WORK_DIR
 """
@@ -14,47 +15,22 @@ import collections
 import json
 import math
 import os
-import pickle
 import subprocess
 import sys
-import types
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import weights_only  # noqa: E402
 
 ckpt, corpus_dir, work = sys.argv[1:4]
 os.makedirs(work, exist_ok=True)
 corpus = json.load(open(os.path.join(corpus_dir, "corpus.json")))
 failures = []
-loaders = collections.Counter()
-
-ALLOWED = {("collections", "OrderedDict"), ("torch._utils", "_rebuild_tensor_v2"),
-           ("torch._utils", "_rebuild_parameter"), ("builtins", "set"), ("builtins", "frozenset"),
-           ("_codecs", "encode"), ("torch", "Size")}
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module, name):
-        if (module, name) in ALLOWED or (module == "torch" and name.endswith("Storage")):
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")
-
-
-restricted = types.ModuleType("restricted_pickle")
-restricted.Unpickler = RestrictedUnpickler
-restricted.load = pickle.load
 
 
 def safe_load(path, require_weights_only=False):
-    try:
-        obj = torch.load(path, weights_only=True)
-        loaders["weights_only=True"] += 1
-        return obj
-    except Exception as e:  # noqa: BLE001
-        if require_weights_only:
-            raise AssertionError(f"{path} does not load with weights_only=True: {e}")
-    obj = torch.load(path, pickle_module=restricted)
-    loaders["restricted (torch>=2 allow-list)"] += 1
-    return obj
+    return weights_only.load(path, require_real=require_weights_only)
 
 
 def run(*args, ok=True):
@@ -222,7 +198,7 @@ for name, info in sorted(corpus.items()):
         if r is not None:
             failures.append((name, what, r))
 
-print("loaded ckpt-written files with:", dict(loaders))
+print("loaded ckpt-written files with:", dict(weights_only.used))
 if failures:
     print(f"{len(failures)} failure(s)")
     sys.exit(1)

@@ -54,6 +54,12 @@ optimizers = {
     "adam": ("Adam", lambda p: torch.optim.Adam(p, lr=1e-3)),
     "adamw": ("AdamW", lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=0.01)),
     "rmsprop": ("RMSprop", lambda p: torch.optim.RMSprop(p, lr=1e-2, momentum=0.5, centered=True)),
+    # Told apart from AdamW by the order of its defaults, not by a nonzero weight decay.
+    "adam_wd": ("Adam", lambda p: torch.optim.Adam(p, lr=1e-3, weight_decay=0.1, amsgrad=True)),
+    "adamax": ("Adamax", lambda p: torch.optim.Adamax(p, lr=1e-2)),
+    "radam": ("RAdam", lambda p: torch.optim.RAdam(p, lr=1e-2)),
+    "nadam": ("NAdam", lambda p: torch.optim.NAdam(p, lr=1e-2)),
+    "adagrad": ("Adagrad", lambda p: torch.optim.Adagrad(p, lr=1e-2)),
 }
 for name, (cls, make) in optimizers.items():
     m = nn.Sequential(nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 2))

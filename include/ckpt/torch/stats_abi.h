@@ -14,6 +14,14 @@ struct CkptTensorStats {
 };
 
 // Computes statistics of one tensor viewed over raw little-endian storage bytes.
+// - floating dtypes: nan/inf count NaN and +-Inf; min/max/mean/std are over the finite values.
+// - complex dtypes: an element counts as NaN if either part is NaN, else as Inf if either part
+//   is infinite; min/max/mean/std are over the magnitudes |z| of the finite elements.
+// - integer dtypes: every value is finite (int64 beyond 2^53 is rounded to double); bool
+//   counts as 0/1, so mean is the fraction of true values.
+// - std is the sample standard deviation (n - 1), as torch.std computes it; NaN for fewer than
+//   two finite values. min/max/mean are NaN when no value is finite.
+// Quantized and float8 dtypes are refused (-1). The bytes are only read, never kept.
 // dtype is torch's name ("float32", "bfloat16", "int64", "bool", "complex64", ...).
 // Returns 0 on success; otherwise writes a message into err (NUL-terminated) and returns -1.
 typedef int (*CkptTensorStatsFn)(const char* dtype, const void* storage, size_t storage_bytes,

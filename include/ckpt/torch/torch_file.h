@@ -87,6 +87,7 @@ Result<OpenedFile> open_location(const std::string& uri, const StorageOptions& o
 
 // Writes a whole file to a location: a local path (temp file + rename, atomic) or any
 // storage open_storage handles (written locally first, then Storage::put). "-" is stdout.
+// Local files are fsynced before the rename only when opts.durable.
 Status write_to_location(const std::string& uri, const std::function<Status(ByteSink&)>& produce,
                          const StorageOptions& opts = {});
 

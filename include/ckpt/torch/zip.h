@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -68,8 +69,10 @@ class ZipWriter {
   explicit ZipWriter(ByteSink& sink) : sink_(sink) {}
 
   Status add(std::string_view name, std::string_view data);
-  // A record of `size` bytes delivered by write() calls, then end().
-  Status begin(std::string_view name, uint64_t size);
+  // A record of `size` bytes delivered by write() calls, then end(). With `known_crc` (bytes
+  // copied from a record whose CRC the reader checks at its end) the CRC is not recomputed:
+  // if the source fails its check the copy fails, so a finished archive is never wrong.
+  Status begin(std::string_view name, uint64_t size, std::optional<uint32_t> known_crc = std::nullopt);
   Status write(const void* data, size_t len);
   Status end();
   // The central directory and end records. The sink holds a complete archive after this.
@@ -86,6 +89,7 @@ class ZipWriter {
   uint64_t expected_ = 0;
   uint64_t got_ = 0;
   uint32_t crc_ = 0;
+  std::optional<uint32_t> known_crc_;
 };
 
 }  // namespace ckpt::torch
