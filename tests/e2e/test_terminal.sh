@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# Progress bar only on a terminal; colour only on a terminal and without NO_COLOR; inspect
-# --json for scripts.
+# Progress bar only on a terminal (uploads and downloads, on every backend); colour only on
+# a terminal and without NO_COLOR; inspect --json for scripts.
 . "$(dirname "$0")/lib.sh"
-[ "$BACKEND" = local ] || { echo "terminal behaviour is backend-independent"; exit 0; }
 command -v script >/dev/null || fail "script(1) from util-linux is needed"
 
 mkdir -p "$TMP/src"
@@ -12,14 +11,21 @@ for i in 1 2 3 4; do head -c $((96 << 20)) /dev/zero >"$TMP/src/f$i"; done
 "$CKPT" save --dest "$TMP/a" "$TMP/src" 2>"$TMP/err.txt" || fail "save"
 if grep -q $'\r' "$TMP/err.txt" || grep -q $'\033\[' "$TMP/err.txt"; then fail "bar or colour on a file"; fi
 
-# A terminal (script(1) gives ckpt a pty): the bar shows bytes, rate and ETA.
-script -qfec "env -u NO_COLOR $CKPT save --dest $TMP/b $TMP/src" /dev/null >"$TMP/tty.txt" || fail "save on a tty"
+# A terminal (script(1) gives ckpt a pty): the bar shows bytes, rate and ETA, for the upload
+# and for the download.
+B=$(loc b)
+script -qfec "timeout 300 env -u NO_COLOR $CKPT save --dest $B $TMP/src" /dev/null >"$TMP/tty.txt" || fail "save on a tty"
 assert_contains "$TMP/tty.txt" "ETA"
 assert_contains "$TMP/tty.txt" "MiB/s"
+mkdir "$TMP/back"
+script -qfec "timeout 300 env -u NO_COLOR $CKPT restore --src $B $TMP/back" /dev/null >"$TMP/tty2.txt" || fail "restore on a tty"
+assert_contains "$TMP/tty2.txt" "ETA"
+assert_contains "$TMP/tty2.txt" "MiB/s"
+assert_same_tree "$TMP/src" "$TMP/back"
 # Colour on a terminal, none with NO_COLOR.
-script -qfec "env -u NO_COLOR $CKPT restore --src $TMP/b $TMP/nonexistent" /dev/null >"$TMP/c1.txt" || true
+script -qfec "env -u NO_COLOR $CKPT restore --src $B $TMP/nonexistent" /dev/null >"$TMP/c1.txt" || true
 grep -q $'\033\[' "$TMP/c1.txt" || fail "no colour on a terminal"
-script -qfec "env NO_COLOR=1 $CKPT restore --src $TMP/b $TMP/nonexistent" /dev/null >"$TMP/c2.txt" || true
+script -qfec "env NO_COLOR=1 $CKPT restore --src $B $TMP/nonexistent" /dev/null >"$TMP/c2.txt" || true
 assert_contains "$TMP/c2.txt" "directory only"
 if grep -q $'\033\[' "$TMP/c2.txt"; then fail "colour despite NO_COLOR"; fi
 # -q silences the bar even on a terminal.

@@ -96,6 +96,13 @@ class MemoryBudget {
     cv_.wait(lock, [&] { return used_ == 0 || used_ + n <= limit_; });
     used_ += n;
   }
+  // For a holder of buffers that only it can give back: waiting would deadlock.
+  bool try_acquire(uint64_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (used_ != 0 && used_ + n > limit_) return false;
+    used_ += n;
+    return true;
+  }
   void release(uint64_t n) {
     std::lock_guard<std::mutex> lock(mu_);
     used_ -= n;
@@ -116,6 +123,11 @@ class Buffer {
     budget_.acquire(cap);
     data_.resize(cap);
   }
+  // A buffer only if the budget has room now.
+  static std::shared_ptr<Buffer> try_make(MemoryBudget& budget, size_t cap) {
+    if (!budget.try_acquire(cap)) return nullptr;
+    return std::shared_ptr<Buffer>(new Buffer(budget, cap, Charged{}));
+  }
   ~Buffer() { budget_.release(charged_); }
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
@@ -132,6 +144,10 @@ class Buffer {
   void truncate(size_t n) { data_.resize(n); }
 
  private:
+  struct Charged {};
+  Buffer(MemoryBudget& budget, size_t cap, Charged) : budget_(budget), charged_(cap) {
+    data_.resize(cap);
+  }
   MemoryBudget& budget_;
   size_t charged_;
   std::vector<char> data_;
@@ -287,11 +303,15 @@ class S3Storage : public Storage {
     std::deque<std::future<Part>> window;
     uint64_t next = part_size_;
     Status failed;
-    auto launch = [&] {
+    // Buffers leave the window only through this thread, so while it holds some it must not
+    // wait for more (transfers in parallel would deadlock on the shared budget).
+    auto launch = [&]() -> bool {
       uint64_t start = next;
       uint64_t len = std::min(part_size_, head.size - start);
+      auto buf = window.empty() ? std::make_shared<Buffer>(budget_, len)
+                                : Buffer::try_make(budget_, len);
+      if (!buf) return false;
       next += len;
-      auto buf = std::make_shared<Buffer>(budget_, len);
       window.push_back(std::async(std::launch::async, [this, key, start, len, buf,
                                                        etag = head.etag] {
         Status st = fetch_range(key, start, len, etag, [&](uint64_t off, const char* d, size_t n) {
@@ -300,8 +320,13 @@ class S3Storage : public Storage {
         });
         return Part(std::move(st), buf);
       }));
+      return true;
     };
-    while (next < head.size && window.size() < workers_) launch();
+    auto fill = [&] {
+      while (failed.ok() && next < head.size && window.size() < workers_ && launch()) {
+      }
+    };
+    fill();
     while (!window.empty()) {
       Part p = window.front().get();
       window.pop_front();
@@ -311,7 +336,7 @@ class S3Storage : public Storage {
         if (progress && failed.ok()) progress(p.second->size());
       }
       p.second.reset();
-      if (failed.ok() && next < head.size) launch();
+      fill();
     }
     return failed;
   }
