@@ -144,7 +144,7 @@ TEST_CASE("zip: a mapped record streamed twice gives the same bytes (released pa
 }
 
 TEST_CASE("zip: a copy that reuses the source's CRC fails when the source is corrupt") {
-  std::string payload(3u << 20, 'q');
+  std::string payload(10u << 20, 'q');  // several streaming chunks; the damage in the last
   payload[12345] = 'Z';
   std::string zip = make_archive({{"m/data.pkl", "x"}, {"m/data/0", payload}});
   for (bool corrupt : {false, true}) {
@@ -152,7 +152,7 @@ TEST_CASE("zip: a copy that reuses the source's CRC fails when the source is cor
     MemFile probe(src, true);
     auto r0 = ZipReader::open(probe);
     REQUIRE(r0.ok());
-    if (corrupt) src[r0->data_offset(*r0->find("m/data/0")).value() + 777] ^= 4;
+    if (corrupt) src[r0->data_offset(*r0->find("m/data/0")).value() + (9u << 20) + 777] ^= 4;
     for (bool mapped : {true, false}) {
       MemFile f(src, mapped);
       auto r = ZipReader::open(f);

@@ -36,8 +36,9 @@ class ZipReader {
   Result<uint64_t> data_offset(const ZipEntry& e) const;
   // Reads a whole record and checks its CRC; refuses records above max_size.
   Result<std::string> read(const ZipEntry& e, uint64_t max_size) const;
-  // Streams a record in chunks to fn (pointer, length), checking the CRC at the end. Mapped
-  // files are passed through without copying.
+  // Streams a record in chunks to fn (pointer, length), checking the CRC at the end. The
+  // chunks come from read_at into a reused buffer (also for mapped files), so memory stays
+  // bounded.
   template <class Fn>
   Status stream(const ZipEntry& e, Fn&& fn) const;
   // Checks a record's CRC without keeping its bytes.
