@@ -41,43 +41,37 @@ class MappedFile : public RandomAccessFile {
   const uint8_t* map_;
 };
 
-// Copies in the kernel (copy_file_range: one page-cache copy instead of two through user
-// space) and feeds each copied range, from a read-only mapping of the input, to on_copied so
-// it can be hashed. Returns false, having copied nothing, where the kernel cannot do it.
+// Copies in the kernel (copy_file_range: no trip through user space for the copy) and feeds
+// each copied range to on_copied, read back with pread so it can be hashed (faster than
+// through a mapping on the VMs measured). Returns false, having copied nothing, where the
+// kernel cannot do it.
 Result<bool> kernel_copy(int in, int out, const std::string& name,
                          const std::function<void(const void*, size_t)>& on_copied) {
   struct stat st {};
   if (::fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) return false;
-  off_t start = ::lseek(in, 0, SEEK_CUR);
-  if (start < 0 || start > st.st_size) return false;
-  auto size = static_cast<size_t>(st.st_size);
-  if (size == static_cast<size_t>(start)) return true;
-  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, in, 0);
-  if (map == MAP_FAILED) return false;
-  ::madvise(map, size, MADV_SEQUENTIAL);
-  auto* base = static_cast<const uint8_t*>(map);
-  size_t off = static_cast<size_t>(start);
-  Status st_out;
-  bool supported = true;
-  while (off < size) {
-    ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, std::min<size_t>(size - off, 64u << 20), 0);
+  off_t off = ::lseek(in, 0, SEEK_CUR);
+  if (off < 0) return false;
+  const off_t start = off;
+  std::unique_ptr<char[]> buf(new char[kCopyBufferSize]);
+  for (;;) {
+    ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, kCopyBufferSize, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (off == static_cast<size_t>(start) &&
-          (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
-        supported = false;
-      } else {
-        st_out = errno_status(errno, "cannot write", name);
-      }
-      break;
+      if (off == start && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+                           errno == EOPNOTSUPP))
+        return false;
+      return errno_status(errno, "cannot write", name);
     }
-    if (n == 0) break;  // the input shrank under us; the caller's size check reports it
-    on_copied(base + off, static_cast<size_t>(n));
-    off += static_cast<size_t>(n);
+    if (n == 0) return true;
+    for (ssize_t done = 0; done < n;) {
+      ssize_t m = ::pread(in, buf.get(), static_cast<size_t>(n - done), off + done);
+      if (m < 0 && errno == EINTR) continue;
+      if (m <= 0) return errno_status(m < 0 ? errno : EIO, "cannot read", name);
+      on_copied(buf.get(), static_cast<size_t>(m));
+      done += m;
+    }
+    off += n;
   }
-  ::munmap(map, size);
-  if (!st_out.ok()) return st_out;
-  return supported;
 }
 
 // Copies src into an open descriptor: in the kernel when both ends are regular files, else in
