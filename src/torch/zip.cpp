@@ -53,10 +53,8 @@ Status read_exact(RandomAccessFile& f, uint64_t offset, void* buf, size_t len) {
     return corrupt("file is truncated (needs bytes up to offset " + std::to_string(offset + len) +
                    ", has " + std::to_string(f.size()) + ")");
   }
-  if (const uint8_t* d = f.data()) {
-    std::memcpy(buf, d + offset, len);
-    return {};
-  }
+  // Through read_at also when the file is mapped: touching the mapping maps whole page-cache
+  // folios into the process (resident memory that grows with the number of records read).
   size_t done = 0;
   while (done < len) {
     CKPT_ASSIGN_OR_RETURN(size_t n,
@@ -296,8 +294,8 @@ Result<std::string> ZipReader::read(const ZipEntry& e, uint64_t max_size) const 
                    " bytes)");
   }
   if (e.compressed_size != e.size) return corrupt("record '" + e.name + "' has inconsistent sizes");
-  if (!file_->data() && e.method == 0 && e.size <= kChunk) {
-    // Remote files: the local header, its padding and the data in one ranged read.
+  if (e.method == 0 && e.size <= kChunk) {
+    // The local header, its padding and the data in one read (one ranged GET when remote).
     const uint64_t want = std::min<uint64_t>(kLocalHeaderSize + e.name.size() + 128 + e.size,
                                              file_->size() - std::min(file_->size(), e.header_offset));
     std::string buf(want, '\0');
