@@ -47,8 +47,10 @@ class ByteSink {
   virtual ~ByteSink() = default;
   virtual Status write(const void* buf, size_t len) = 0;
 
-  // Zero-copy protocol, as for ByteSource: a sink backed by a regular file exposes its
-  // descriptor; a driver that writes to it in the kernel reports the bytes with copied().
+  // Zero-copy protocol, as for ByteSource: a sink backed by a regular file (not appending)
+  // exposes its descriptor; a driver that writes to it directly, from its current position
+  // (in the kernel, or by ranges in place, reading them back if it was opened O_RDWR), leaves
+  // the position after the data and reports the bytes, in order, with copied().
   virtual int fd() const { return -1; }
   virtual void copied(const void* data, size_t len) {}
 };

@@ -396,7 +396,7 @@ Result<RestoreReport> Checkpointer::restore(const std::optional<fs::path>& dir) 
   Status run = run_parallel(tasks.size(), config_.jobs, [&](size_t i) -> Status {
     const auto& t = tasks[i];
     // One pass: bytes are hashed on their way to disk, in order.
-    int fd = ::open(t.tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int fd = ::open(t.tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) return errno_status(errno, "cannot create", t.tmp.string());
     FdSink out(fd, t.target.string());
     HashingSink hashing(out);
@@ -458,7 +458,7 @@ Status Checkpointer::read(ByteSink& sink) {
 
 Status Checkpointer::read_to_file(const fs::path& path) {
   fs::path tmp = path.parent_path() / ("." + path.filename().string() + ".ckpt-part-" + random_token());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return errno_status(errno, "cannot create", tmp.string());
   FdSink sink(fd, path.string());
   Status st = read(sink);

@@ -66,7 +66,8 @@ void HashingSource::copied(const void* data, size_t len) {
 
 FdSink::FdSink(int fd, std::string name) : fd_(fd), name_(std::move(name)) {
   struct stat st {};
-  regular_ = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  // Appending descriptors ignore offsets (and copy_file_range refuses them).
+  regular_ = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && !(::fcntl(fd, F_GETFL) & O_APPEND);
 }
 
 void HashingSink::copied(const void* data, size_t len) {

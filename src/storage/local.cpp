@@ -57,7 +57,7 @@ Result<bool> kernel_copy(int in, int out, const std::string& name,
     ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, kCopyBufferSize, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (off == start && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+      if (off == start && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EBADF ||
                            errno == EOPNOTSUPP))
         return false;
       return errno_status(errno, "cannot write", name);

@@ -34,6 +34,11 @@ ck 5 read --src "$C" -o "$TMP/never"
 assert_contains "$TMP/err" "_dst_cp"
 ck 5 read --src "$C"
 
+# To stdout appending to a file (>>): the bytes go after what is there.
+printf 'before\n' >"$TMP/appended"
+"$CKPT" read --src "$B" >>"$TMP/appended" || fail "read >> file"
+{ printf 'before\n'; cat "$TMP/bin"; } | cmp - "$TMP/appended" || fail "read >> file lost or misplaced bytes"
+
 # Not configured / nothing there.
 ck 3 read --src '""'
 ck 3 read

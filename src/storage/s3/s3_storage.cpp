@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 
+#include "ckpt/io.h"
 #include "ckpt/storage.h"
 #include "storage/s3/credentials.h"
 #include "storage/s3/http.h"
@@ -273,14 +274,7 @@ class S3Storage : public Storage {
     };
     Head head;
     Status st = fetch_first(key, write, &head);
-    if (st.ok() && head.size > part_size_) {
-      uint64_t rest = head.size - part_size_;
-      size_t parts = static_cast<size_t>((rest + part_size_ - 1) / part_size_);
-      st = run_parallel(parts, workers_, [&](size_t i) {
-        uint64_t start = part_size_ * (i + 1);
-        return fetch_range(key, start, std::min(part_size_, head.size - start), head.etag, write);
-      });
-    }
+    if (st.ok()) st = fetch_rest(key, head, write);
     if (st.ok() && opts_.durable && ::fsync(fd) != 0) st = errno_status(errno, "fsync", path);
     if (::close(fd) != 0 && st.ok()) st = errno_status(errno, "close", path);
     return st;
@@ -298,6 +292,14 @@ class S3Storage : public Storage {
     Head head;
     CKPT_RETURN_IF_ERROR(fetch_first(key, direct, &head));
     if (head.size <= part_size_) return {};
+    int fd = sink.fd();
+    if (fd >= 0 && (::fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDWR) {
+      // A file we may read back: the rest lands in place from parallel ranges (no part
+      // buffers, no in-order wait), then the sink sees it in order from the page cache.
+      const off_t pos = ::lseek(fd, 0, SEEK_CUR);
+      if (pos >= 0) return get_in_place(key, head, fd, static_cast<uint64_t>(pos) - emitted,
+                                        sink, progress);
+    }
     // The rest: a window of parts_in_flight buffered ranges, handed to the sink in order.
     using Part = std::pair<Status, std::shared_ptr<Buffer>>;
     std::deque<std::future<Part>> window;
@@ -339,6 +341,40 @@ class S3Storage : public Storage {
       fill();
     }
     return failed;
+  }
+
+  // Parallel ranged GETs of everything after the first part.
+  Status fetch_rest(const std::string& key, const Head& head, const RangeWriter& write) {
+    if (head.size <= part_size_) return {};
+    uint64_t rest = head.size - part_size_;
+    size_t parts = static_cast<size_t>((rest + part_size_ - 1) / part_size_);
+    return run_parallel(parts, workers_, [&](size_t i) {
+      uint64_t start = part_size_ * (i + 1);
+      return fetch_range(key, start, std::min(part_size_, head.size - start), head.etag, write);
+    });
+  }
+
+  Status get_in_place(const std::string& key, const Head& head, int fd, uint64_t base,
+                      ByteSink& sink, const ProgressFn& progress) {
+    const std::string what = uri(key);
+    RangeWriter write = [&](uint64_t off, const char* data, size_t len) -> Status {
+      CKPT_RETURN_IF_ERROR(pwrite_all(fd, base + off, data, len, what));
+      if (progress) progress(len);
+      return {};
+    };
+    CKPT_RETURN_IF_ERROR(fetch_rest(key, head, write));
+    std::unique_ptr<char[]> buf(new char[kCopyBufferSize]);
+    for (uint64_t off = part_size_; off < head.size;) {
+      ssize_t n = ::pread(fd, buf.get(), std::min<uint64_t>(kCopyBufferSize, head.size - off),
+                          static_cast<off_t>(base + off));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return errno_status(n < 0 ? errno : EIO, "cannot read back", what);
+      sink.copied(buf.get(), static_cast<size_t>(n));
+      off += static_cast<uint64_t>(n);
+    }
+    if (::lseek(fd, static_cast<off_t>(base + head.size), SEEK_SET) < 0)
+      return errno_status(errno, "cannot seek", what);
+    return {};
   }
 
   Result<std::unique_ptr<RandomAccessFile>> open(const std::string& key) override {
