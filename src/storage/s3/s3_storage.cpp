@@ -3,6 +3,7 @@
 // and aborted otherwise. Downloads: the first part tells the size, the rest come as parallel
 // ranged GETs pinned to the object's ETag. Memory stays within parts_in_flight x part_size.
 #include <fcntl.h>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -747,6 +748,14 @@ Result<std::unique_ptr<Storage>> open_s3(const Location& loc, const StorageOptio
                                          EnvFn env) {
   if (loc.bucket.empty())
     return Status(Errc::kInvalidArgument, "S3 location '" + loc.uri + "' has no bucket");
+  // Part buffers are freed and allocated again all through a transfer; kept in the heap
+  // (within the part budget) they are reused, instead of being mapped afresh and faulted in
+  // page by page (half the driver's system time on the VMs measured).
+  const auto keep = static_cast<int>(std::min<uint64_t>(
+      std::max<uint64_t>(opts.part_size, kMinPartSize) * std::max(1u, opts.parts_in_flight),
+      1u << 30));
+  ::mallopt(M_MMAP_THRESHOLD, std::min(keep, 32 << 20));
+  ::mallopt(M_TRIM_THRESHOLD, keep);
   std::string region = resolve_region(env, opts.region);
   std::string ep_url =
       opts.endpoint.empty()
