@@ -21,24 +21,34 @@ namespace {
 
 class MappedFile : public RandomAccessFile {
  public:
-  MappedFile(int fd, uint64_t size, const uint8_t* map) : fd_(fd), size_(size), map_(map) {}
+  MappedFile(int fd, uint64_t size, const uint8_t* map, std::string name)
+      : fd_(fd), size_(size), map_(map), name_(std::move(name)) {}
   ~MappedFile() override {
     if (map_) ::munmap(const_cast<uint8_t*>(map_), size_);
     ::close(fd_);
   }
   uint64_t size() const override { return size_; }
   const uint8_t* data() const override { return map_; }
+  // pread, not a copy out of the mapping: faulting the mapping in was 3x slower here.
   Result<size_t> read_at(uint64_t offset, void* buf, size_t len) override {
-    if (offset >= size_) return size_t{0};
-    size_t n = static_cast<size_t>(std::min<uint64_t>(len, size_ - offset));
-    std::copy(map_ + offset, map_ + offset + n, static_cast<uint8_t*>(buf));
-    return n;
+    size_t done = 0;
+    while (done < len && offset + done < size_) {
+      ssize_t n = ::pread(fd_, static_cast<char*>(buf) + done,
+                          static_cast<size_t>(std::min<uint64_t>(len - done, size_ - offset - done)),
+                          static_cast<off_t>(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return errno_status(errno, "cannot read", name_);
+      if (n == 0) break;  // the file shrank
+      done += static_cast<size_t>(n);
+    }
+    return done;
   }
 
  private:
   int fd_;
   uint64_t size_;
   const uint8_t* map_;
+  std::string name_;
 };
 
 // Copies in the kernel (copy_file_range: no trip through user space for the copy) and feeds
@@ -214,7 +224,7 @@ class LocalStorage : public Storage {
       }
       map = static_cast<const uint8_t*>(m);
     }
-    return std::unique_ptr<RandomAccessFile>(new MappedFile(fd, size, map));
+    return std::unique_ptr<RandomAccessFile>(new MappedFile(fd, size, map, p.string()));
   }
 
   Status remove(const std::string& key) override {
