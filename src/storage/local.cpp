@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ckpt/io.h"
+#include "ckpt/local_file.h"
 #include "ckpt/storage.h"
 
 namespace fs = std::filesystem;
@@ -205,26 +206,7 @@ class LocalStorage : public Storage {
   }
 
   Result<std::unique_ptr<RandomAccessFile>> open(const std::string& key) override {
-    auto p = key.empty() ? root_ : root_ / key;
-    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno_status(errno, "cannot open", p.string());
-    struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-      ::close(fd);
-      return Status(Errc::kInvalidArgument, "'" + p.string() + "' is not a regular file");
-    }
-    auto size = static_cast<uint64_t>(st.st_size);
-    const uint8_t* map = nullptr;
-    if (size > 0) {
-      void* m = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-      if (m == MAP_FAILED) {
-        int err = errno;
-        ::close(fd);
-        return errno_status(err, "cannot map", p.string());
-      }
-      map = static_cast<const uint8_t*>(m);
-    }
-    return std::unique_ptr<RandomAccessFile>(new MappedFile(fd, size, map, p.string()));
+    return open_local_file(key.empty() ? root_ : root_ / key);
   }
 
   Status remove(const std::string& key) override {
@@ -265,6 +247,28 @@ class LocalStorage : public Storage {
 };
 
 }  // namespace
+
+Result<std::unique_ptr<RandomAccessFile>> open_local_file(const std::filesystem::path& p) {
+  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno_status(errno, "cannot open", p.string());
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Status(Errc::kInvalidArgument, "'" + p.string() + "' is not a regular file");
+  }
+  auto size = static_cast<uint64_t>(st.st_size);
+  const uint8_t* map = nullptr;
+  if (size > 0) {
+    void* m = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m == MAP_FAILED) {
+      int err = errno;
+      ::close(fd);
+      return errno_status(err, "cannot map", p.string());
+    }
+    map = static_cast<const uint8_t*>(m);
+  }
+  return std::unique_ptr<RandomAccessFile>(new MappedFile(fd, size, map, p.string()));
+}
 
 std::unique_ptr<Storage> make_local_storage(const Location& loc, const StorageOptions& opts) {
   return std::make_unique<LocalStorage>(loc, opts);

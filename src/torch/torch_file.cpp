@@ -12,6 +12,7 @@
 #include <set>
 
 #include "ckpt/io.h"
+#include "ckpt/local_file.h"
 #include "ckpt/uri.h"
 
 namespace fs = std::filesystem;
@@ -259,63 +260,11 @@ Status write_torch_file(const Value& root, const std::vector<const TorchFile*>& 
   return zw.finish();
 }
 
-// A local file for the format layer: memory-mapped for zero-copy access (data(): the pickle,
-// tensors viewed in place), and read with pread (read_at) by everything that streams records,
-// which on virtual machines is several times faster than reading through the mapping.
-class LocalFile : public RandomAccessFile {
- public:
-  LocalFile(int fd, uint64_t size, const uint8_t* map, std::string path)
-      : fd_(fd), size_(size), map_(map), path_(std::move(path)) {}
-  ~LocalFile() override {
-    if (map_) ::munmap(const_cast<uint8_t*>(map_), size_);
-    ::close(fd_);
-  }
-  uint64_t size() const override { return size_; }
-  const uint8_t* data() const override { return map_; }
-  Result<size_t> read_at(uint64_t offset, void* buf, size_t len) override {
-    if (offset >= size_) return size_t{0};
-    len = static_cast<size_t>(std::min<uint64_t>(len, size_ - offset));
-    for (;;) {
-      ssize_t n = ::pread(fd_, buf, len, static_cast<off_t>(offset));
-      if (n >= 0) return static_cast<size_t>(n);
-      if (errno != EINTR) return errno_status(errno, "cannot read", path_);
-    }
-  }
-
- private:
-  int fd_;
-  uint64_t size_;
-  const uint8_t* map_;
-  std::string path_;
-};
-
-Result<std::unique_ptr<RandomAccessFile>> open_local(const fs::path& p) {
-  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno_status(errno, "cannot open", p.string());
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return Status(Errc::kInvalidArgument, "'" + p.string() + "' is not a regular file");
-  }
-  const auto size = static_cast<uint64_t>(st.st_size);
-  const uint8_t* map = nullptr;
-  if (size > 0) {
-    void* m = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED) {
-      const int err = errno;
-      ::close(fd);
-      return errno_status(err, "cannot map", p.string());
-    }
-    map = static_cast<const uint8_t*>(m);
-  }
-  return std::unique_ptr<RandomAccessFile>(new LocalFile(fd, size, map, p.string()));
-}
-
 Result<OpenedFile> open_location(const std::string& uri, const StorageOptions& opts) {
   CKPT_ASSIGN_OR_RETURN(auto parts, split_location(uri));
   OpenedFile out;
   if (parts.first.is_local()) {
-    CKPT_ASSIGN_OR_RETURN(out.file, open_local(fs::path(parts.first.path) / parts.second));
+    CKPT_ASSIGN_OR_RETURN(out.file, open_local_file(fs::path(parts.first.path) / parts.second));
     return out;
   }
   CKPT_ASSIGN_OR_RETURN(out.storage, open_storage(parts.first, opts));
