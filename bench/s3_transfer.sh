@@ -70,6 +70,10 @@ row() {  # CASE DIRECTION
     "$1" "$2" "$CK_S" "$CK_RSS" "$AWS_S" "$AWS_RSS" "$(awk "BEGIN{print $CK_S / $AWS_S}")"
 }
 
+# Warm-up, untimed: a fresh OSD's first fill of memory was 4x slower than later ones.
+aws s3 cp --quiet --recursive "$WORK/one" "$B/warm" && "$CKPT" save -q --dest "$B/warm2" "$WORK/one"
+gc
+
 echo "ckpt: $CKPT ($("$CKPT" --version 2>&1 | head -1)); aws: $(aws --version 2>&1)"
 echo "server: $AWS_ENDPOINT_URL (radosgw, memstore, loopback)"
 for case in one many; do

@@ -124,4 +124,30 @@ for kind in stall stallbody; do
   grep -qi "time" "$TMP/err" || fail "$kind: no timeout in the error: $(cat "$TMP/err")"
   echo "$kind: failed after $(($(date +%s) - start)) s: $(head -c 300 "$TMP/err")"
 done
+
+# 6. A file that grows or shrinks while its parts go up (parts are read from the file as they
+#    are sent): the save fails naming the change, the previous checkpoint stays, no upload is
+#    left. The first part stalls until the 3 s stall timeout, so the change lands mid-upload.
+for change in grew shrank; do
+  G=$(loc "changing-$change")
+  mkfile "$TMP/changing.bin" $((23 * 1024))
+  ck 0 save --dest "$G" "$TMP/changing.bin"
+  cp "$TMP/changing.bin" "$TMP/changing.orig"
+  start_proxy "$change" --rate 1 --faults stall --methods PUT --match 'partNumber=1&' \
+    --max-faults 1 --stall-seconds 30
+  if [ "$change" = grew ]; then
+    (sleep 1 && head -c 4096 /dev/urandom >>"$TMP/changing.bin") &
+  else
+    (sleep 1 && truncate -s $((6 << 20)) "$TMP/changing.bin") &
+  fi
+  AWS_ENDPOINT_URL=$PROXY ck 1 save --dest "$G" "$TMP/changing.bin"
+  wait $!
+  [ "$(faults "$STATS")" = 1 ] || fail "$change: the first part was not stalled"
+  assert_contains "$TMP/err" "$change"
+  msg=$(head -c 300 "$TMP/err")
+  ck 0 read --src "$G" -o "$TMP/changing.back"
+  cmp "$TMP/changing.orig" "$TMP/changing.back" || fail "$change: the previous checkpoint was lost"
+  [ -z "$(s3_uploads "$G")" ] || fail "$change: multipart upload left behind: $(s3_uploads "$G")"
+  echo "$change: $msg"
+done
 echo ok

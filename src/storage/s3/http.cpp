@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -98,8 +99,23 @@ size_t on_write(char* data, size_t size, size_t n, void* user) {
 
 size_t on_read(char* buf, size_t size, size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
-  size_t len = std::min(size * n, t->req->body_len - t->body_pos);
-  if (len) std::memcpy(buf, t->req->body + t->body_pos, len);
+  const HttpRequest& req = *t->req;
+  size_t len = std::min(size * n, req.body_len - t->body_pos);
+  if (len && req.body_fd >= 0) {
+    ssize_t got;
+    do {
+      got = ::pread(req.body_fd, buf, len, static_cast<off_t>(req.body_offset + t->body_pos));
+    } while (got < 0 && errno == EINTR);
+    if (got <= 0) {  // an error, or a file that shrank under us: not worth a retry
+      t->sink_failed = true;
+      t->sink_status = Status(Errc::kIo, req.what + ": reading the source file: " +
+                                             (got < 0 ? std::strerror(errno) : "it shrank"));
+      return CURL_READFUNC_ABORT;
+    }
+    len = static_cast<size_t>(got);
+  } else if (len) {
+    std::memcpy(buf, req.body + t->body_pos, len);
+  }
   t->body_pos += len;
   return len;
 }

@@ -19,9 +19,12 @@ struct HttpRequest {
   std::string method = "GET";  // GET, HEAD, PUT, POST, DELETE
   std::string url;
   std::vector<std::string> headers;
-  // Request body, replayable on retries.
+  // Request body, replayable on retries: body_len bytes from memory, or from the file
+  // body_fd at body_offset (read as curl sends, so no part buffer holds them).
   const char* body = nullptr;
   size_t body_len = 0;
+  int body_fd = -1;
+  uint64_t body_offset = 0;
   // SigV4 signing: region and a credential source asked again on every attempt (refreshes).
   std::string region;
   std::function<Result<Credentials>()> credentials;
