@@ -352,8 +352,8 @@ class S3Storage : public Storage {
       // A file we may read back: the rest lands in place from parallel ranges (no part
       // buffers, no in-order wait), then the sink sees it in order from the page cache.
       const off_t pos = ::lseek(fd, 0, SEEK_CUR);
-      if (pos >= 0) return get_in_place(key, head, fd, static_cast<uint64_t>(pos) - emitted,
-                                        sink, progress);
+      if (pos >= 0)
+        return get_in_place(key, head, fd, static_cast<uint64_t>(pos) - emitted, sink, progress);
     }
     // The rest: a window of parts_in_flight buffered ranges, handed to the sink in order.
     using Part = std::pair<Status, std::shared_ptr<Buffer>>;
@@ -365,8 +365,8 @@ class S3Storage : public Storage {
     auto launch = [&]() -> bool {
       uint64_t start = next;
       uint64_t len = std::min(part_size_, head.size - start);
-      auto buf = window.empty() ? std::make_shared<Buffer>(budget_, len)
-                                : Buffer::try_make(budget_, len);
+      auto buf =
+          window.empty() ? std::make_shared<Buffer>(budget_, len) : Buffer::try_make(budget_, len);
       if (!buf) return false;
       next += len;
       window.push_back(std::async(std::launch::async, [this, key, start, len, buf,
