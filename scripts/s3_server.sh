@@ -8,11 +8,11 @@
 # ceph-common) and python3. Everything lives under DIR; daemons' output goes to DIR/log.
 # CKPT_S3_MEMSTORE_MB sizes the in-memory OSD (default 4096). memstore holds everything in
 # RAM and stops answering when full, so size it for the data a run writes.
-# The OSD and radosgw run with tcmalloc, as upstream Ceph builds them (Debian's binaries fall
-# back to glibc malloc, which here hands each 4 MiB data buffer back to the kernel and faults
-# it in again: radosgw spent 2.5 CPU-s per 512 MiB download instead of 0.5; radosgw depends on
-# libgoogle-perftools4, so it is there). CKPT_S3_ALLOCATOR=glibc runs them without it.
-# The keys are fixed test keys for a server that only listens on loopback.
+# The OSD and radosgw run with tcmalloc, the allocator Ceph's own build picks when it finds
+# it (these Debian binaries run on glibc malloc, which here hands each 4 MiB data buffer back
+# to the kernel and faults it in again: radosgw burnt 2.5 CPU-s per 512 MiB download instead
+# of 0.5, on the same two cores as the client). radosgw's package depends on
+# libgoogle-perftools4, so it is there. CKPT_S3_ALLOCATOR=glibc runs them without it.
 set -euo pipefail
 
 ACCESS_KEY=CKPTTESTACCESSKEY000
