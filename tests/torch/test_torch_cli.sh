@@ -3,10 +3,9 @@
 # messages, typed --hparam values, no clobbering, atomic output, legacy/truncated/corrupt files.
 set -euo pipefail
 : "${CKPT:?}" "${CKPT_SOURCE_DIR:?}"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+. "$CKPT_SOURCE_DIR/tests/e2e/lib.sh"
+work=$TMP
 cd "$work"
-fail() { echo "FAIL: $*" >&2; exit 1; }
 expect_exit() {  # expect_exit CODE PATTERN -- command...
   local want=$1 pattern=$2; shift 3
   set +e; "$@" > out 2> err; local got=$?; set -e

@@ -6,8 +6,8 @@ set -euo pipefail
 : "${CKPT_SOURCE_DIR:?}"
 secs="${CKPT_FUZZ_SECONDS:-60}"
 command -v clang++ > /dev/null || { echo "FAIL: clang++ is required (apt-get install clang libclang-rt-14-dev)" >&2; exit 1; }
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+. "$CKPT_SOURCE_DIR/tests/e2e/lib.sh"
+work=$TMP
 src="$CKPT_SOURCE_DIR"
 inc=("-I$src/include" "-I$src/src" "-I$src/tests/torch")
 # The core pieces the format layer needs, compiled in (no CMake: clang may not be the project's compiler).

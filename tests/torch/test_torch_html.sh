@@ -3,11 +3,10 @@
 # here by headless Chromium, whose DOM must show every tensor, the optimizer and the
 # hyperparameters, with hostile strings escaped and nothing loaded from outside the file.
 set -euo pipefail
-: "${CKPT:?}"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+: "${CKPT:?}" "${CKPT_SOURCE_DIR:?}"
+. "$CKPT_SOURCE_DIR/tests/e2e/lib.sh"
+work=$TMP
 cd "$work"
-fail() { echo "FAIL: $*" >&2; exit 1; }
 chrome=$(command -v chromium || command -v chromium-browser || true)
 [ -n "$chrome" ] || fail "chromium is required (apt-get install chromium)"
 

@@ -4,11 +4,10 @@
 # is not readable as one is named with the reason, never silently skipped; --html asks for one
 # file. Expected names come from Python's own view of the saved objects.
 set -euo pipefail
-: "${CKPT:?}"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+: "${CKPT:?}" "${CKPT_SOURCE_DIR:?}"
+. "$CKPT_SOURCE_DIR/tests/e2e/lib.sh"
+work=$TMP
 cd "$work"
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 mkdir -p src/sub
 /usr/bin/python3 - <<'PY'

@@ -4,10 +4,9 @@
 # runs one of them, proving the payloads are live.
 set -euo pipefail
 : "${CKPT:?}" "${CKPT_SOURCE_DIR:?}"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+. "$CKPT_SOURCE_DIR/tests/e2e/lib.sh"
+work=$TMP
 marker="$work/PWNED"
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 /usr/bin/python3 "$CKPT_SOURCE_DIR/tests/torch/make_malicious.py" "$work/evil" "$marker" > "$work/cases"
 [ "$(wc -l < "$work/cases")" -ge 6 ] || fail "corpus generator wrote too few cases"

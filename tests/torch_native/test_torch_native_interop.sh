@@ -10,10 +10,9 @@ set -euo pipefail
 : "${CKPT_SOURCE_DIR:?}" "${CKPT_NATIVE_DRIVER:?}"
 PY=/usr/bin/python3
 INTEROP=$CKPT_SOURCE_DIR/tests/torch_native/interop.py
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+. "$CKPT_SOURCE_DIR/tests/e2e/lib.sh"
+work=$TMP
 cd "$work"
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 for opt in sgd adam amsgrad adamw; do
   "$CKPT_NATIVE_DRIVER" train "$opt" 3 "c3-$opt.pt" "c4-$opt.pt" || fail "C++ train/save ($opt)"

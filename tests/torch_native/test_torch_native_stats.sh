@@ -6,10 +6,9 @@
 set -euo pipefail
 : "${CKPT:?}" "${CKPT_SOURCE_DIR:?}"
 PY=/usr/bin/python3
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+. "$CKPT_SOURCE_DIR/tests/e2e/lib.sh"
+work=$TMP
 cd "$work"
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 if ldd "$CKPT" | grep -E "lib(torch|c10)"; then fail "the ckpt binary links libtorch"; fi
 
