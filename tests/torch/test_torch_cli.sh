@@ -27,7 +27,7 @@ PY
 echo '{"epochs": 3, "name": "from-file", "betas": [0.9, 0.99]}' > hp.json
 "$CKPT" encode -o out.pt --module sd.pt --optimizer opt.pt --hparams hp.json \
   --hparam lr=0.5 --hparam epochs=7 --hparam tag=run-1 --hparam flag=true --hparam none=null
-ls -a | grep -q '\.tmp-' && fail "encode left a temporary file"
+ls -a | grep '\.tmp-' >/dev/null && fail "encode left a temporary file"
 /usr/bin/python3 - <<'PY'
 import torch
 sd = torch.load("sd.pt")
