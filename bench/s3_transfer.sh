@@ -75,7 +75,9 @@ aws s3 cp --quiet --recursive "$WORK/one" "$B/warm" && "$CKPT" save -q --dest "$
 gc
 
 echo "ckpt: $CKPT ($("$CKPT" --version 2>&1 | head -1)); aws: $(aws --version 2>&1)"
-echo "server: $AWS_ENDPOINT_URL (radosgw, memstore, loopback)"
+alloc=glibc
+grep -q tcmalloc "/proc/$(cat "$CKPT_TEST_S3_DIR/rgw.pid" 2>/dev/null)/maps" 2>/dev/null && alloc=tcmalloc
+echo "server: $AWS_ENDPOINT_URL (radosgw, memstore, loopback; Ceph on $alloc, see scripts/s3_server.sh)"
 for case in one many; do
   if [ "$case" = one ]; then label="1 x ${MIB} MiB file"; else label="${NFILES} files, ${MIB} MiB"; fi
   # Uploads (each into a fresh prefix).
