@@ -129,6 +129,14 @@ class NullSink : public ByteSink {
   Status write(const void*, size_t) override { return {}; }
 };
 
+// Files in flight unless configured: local copies are bound by cores and disks, object stores
+// by round trips (512 small files went up 15% faster with 16 than with 4 even on loopback,
+// and real S3 answers in tens of milliseconds).
+unsigned jobs_for(unsigned configured, const Storage& storage) {
+  if (configured) return configured;
+  return storage.location().is_local() ? default_workers() : std::max(16u, default_workers());
+}
+
 }  // namespace
 
 uint64_t CheckpointView::total_bytes() const {
@@ -185,9 +193,7 @@ Result<CheckpointView> load_view(Storage& storage) {
   return view;
 }
 
-Checkpointer::Checkpointer(CheckpointConfig config) : config_(std::move(config)) {
-  if (config_.jobs == 0) config_.jobs = default_workers();
-}
+Checkpointer::Checkpointer(CheckpointConfig config) : config_(std::move(config)) {}
 Checkpointer::~Checkpointer() = default;
 
 Result<Storage*> Checkpointer::dest() {
@@ -273,7 +279,8 @@ Result<SaveReport> Checkpointer::save_path(const fs::path& path) {
   ProgressTracker tracker(config_.progress);
   auto progress = tracker.fn();
   std::vector<ManifestEntry> entries(items.size());
-  Status run = run_parallel(items.size(), config_.jobs, [&](size_t i) -> Status {
+  const unsigned jobs = jobs_for(config_.jobs, *storage);
+  Status run = run_parallel(items.size(), jobs, [&](size_t i) -> Status {
     CKPT_ASSIGN_OR_RETURN(auto file, FdSource::open_file(items[i].path));
     HashingSource hashing(*file);
     CKPT_RETURN_IF_ERROR(storage->put(items[i].key, hashing, progress)
@@ -393,7 +400,8 @@ Result<RestoreReport> Checkpointer::restore(const std::optional<fs::path>& dir) 
   auto progress = tracker.fn();
   // Phase 1: everything lands under temporary names and is verified; phase 2 renames. A
   // corrupt file therefore leaves the target as it was.
-  Status run = run_parallel(tasks.size(), config_.jobs, [&](size_t i) -> Status {
+  const unsigned jobs = jobs_for(config_.jobs, *storage);
+  Status run = run_parallel(tasks.size(), jobs, [&](size_t i) -> Status {
     const auto& t = tasks[i];
     // One pass: bytes are hashed on their way to disk, in order.
     int fd = ::open(t.tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -506,7 +514,8 @@ ExistsReport Checkpointer::exists(bool verify_content) {
   }
   if (verify_content) {
     std::mutex mu;
-    Status run = run_parallel(view->files.size(), config_.jobs, [&](size_t i) -> Status {
+    const unsigned jobs = jobs_for(config_.jobs, **storage);
+    Status run = run_parallel(view->files.size(), jobs, [&](size_t i) -> Status {
       const auto& f = view->files[i];
       NullSink null;
       HashingSink hashing(null);
