@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -99,6 +100,11 @@ class HashingSink : public ByteSink {
 
 // Writes all of buf to fd, retrying short writes and EINTR.
 Status write_all(int fd, const void* buf, size_t len, std::string_view name);
+
+// Hands bytes [offset, offset + len) of fd to fn in order, read with pread (retrying EINTR)
+// through buf, buf_len bytes at a time. A file that ends early is an error naming it.
+Status read_range(int fd, uint64_t offset, uint64_t len, char* buf, size_t buf_len,
+                  std::string_view name, const std::function<void(const void*, size_t)>& fn);
 
 // A random 16-hex-digit token for temporary names.
 std::string random_token();

@@ -76,6 +76,20 @@ void HashingSink::copied(const void* data, size_t len) {
   inner_.copied(data, len);
 }
 
+Status read_range(int fd, uint64_t offset, uint64_t len, char* buf, size_t buf_len,
+                  std::string_view name, const std::function<void(const void*, size_t)>& fn) {
+  for (uint64_t done = 0; done < len;) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buf_len, len - done));
+    ssize_t n = ::pread(fd, buf, want, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_status(errno, "cannot read", name);
+    if (n == 0) return Status(Errc::kIo, std::string(name) + " shrank while being read");
+    fn(buf, static_cast<size_t>(n));
+    done += static_cast<uint64_t>(n);
+  }
+  return {};
+}
+
 Status write_all(int fd, const void* buf, size_t len, std::string_view name) {
   const char* p = static_cast<const char*>(buf);
   while (len > 0) {

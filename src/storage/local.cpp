@@ -74,13 +74,8 @@ Result<bool> kernel_copy(int in, int out, const std::string& name,
       return errno_status(errno, "cannot write", name);
     }
     if (n == 0) return true;
-    for (ssize_t done = 0; done < n;) {
-      ssize_t m = ::pread(in, buf.get(), static_cast<size_t>(n - done), off + done);
-      if (m < 0 && errno == EINTR) continue;
-      if (m <= 0) return errno_status(m < 0 ? errno : EIO, "cannot read", name);
-      on_copied(buf.get(), static_cast<size_t>(m));
-      done += m;
-    }
+    CKPT_RETURN_IF_ERROR(read_range(in, static_cast<uint64_t>(off), static_cast<uint64_t>(n),
+                                    buf.get(), kCopyBufferSize, name, on_copied));
     off += n;
   }
 }

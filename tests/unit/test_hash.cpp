@@ -44,3 +44,24 @@ TEST_CASE("hash_file equals hashing the bytes at once, across buffer boundaries"
   ::unlink(tmpl);
   CHECK_FALSE(hash_file(tmpl).ok());
 }
+
+TEST_CASE("read_range hands over exactly its range in order, and names a file that ended early") {
+  char tmpl[] = "/tmp/ckpt-range-XXXXXX";
+  int fd = ::mkstemp(tmpl);
+  REQUIRE(fd >= 0);
+  std::string bytes(1000, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7);
+  REQUIRE(write_all(fd, bytes.data(), bytes.size(), tmpl).ok());
+  char buf[64];  // smaller than the range: many reads through the same buffer
+  std::string got;
+  auto append = [&](const void* d, size_t n) { got.append(static_cast<const char*>(d), n); };
+  CHECK(read_range(fd, 100, 850, buf, sizeof buf, "f", append).ok());
+  CHECK(got == bytes.substr(100, 850));
+  got.clear();
+  Status st = read_range(fd, 900, 200, buf, sizeof buf, "the file", append);
+  CHECK(st.code() == Errc::kIo);
+  CHECK(st.message().find("the file shrank") != std::string::npos);
+  CHECK(got == bytes.substr(900));
+  ::close(fd);
+  ::unlink(tmpl);
+}

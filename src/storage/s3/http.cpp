@@ -107,9 +107,11 @@ size_t on_read(char* buf, size_t size, size_t n, void* user) {
       got = ::pread(req.body_fd, buf, len, static_cast<off_t>(req.body_offset + t->body_pos));
     } while (got < 0 && errno == EINTR);
     if (got <= 0) {  // an error, or a file that shrank under us: not worth a retry
+      const int err = errno;
       t->sink_failed = true;
-      t->sink_status = Status(Errc::kIo, req.what + ": reading the source file: " +
-                                             (got < 0 ? std::strerror(errno) : "it shrank"));
+      const std::string source = "the source file of " + req.what;
+      t->sink_status = got < 0 ? errno_status(err, "cannot read", source)
+                               : Status(Errc::kIo, source + " shrank while being read");
       return CURL_READFUNC_ABORT;
     }
     len = static_cast<size_t>(got);

@@ -32,7 +32,6 @@ namespace {
 constexpr uint64_t kMinPartSize = 5ull << 20;  // S3's minimum for all parts but the last
 constexpr uint64_t kMaxParts = 10000;
 constexpr size_t kReadAhead = 128 << 10;
-constexpr size_t kHashChunk = 256 << 10;
 
 long env_long(const EnvFn& env, const char* name, long fallback) {
   auto v = env(name);
@@ -419,14 +418,9 @@ class S3Storage : public Storage {
     };
     CKPT_RETURN_IF_ERROR(fetch_rest(key, head, write));
     std::unique_ptr<char[]> buf(new char[kCopyBufferSize]);
-    for (uint64_t off = part_size_; off < head.size;) {
-      ssize_t n = ::pread(fd, buf.get(), std::min<uint64_t>(kCopyBufferSize, head.size - off),
-                          static_cast<off_t>(base + off));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return errno_status(n < 0 ? errno : EIO, "cannot read back", what);
-      sink.copied(buf.get(), static_cast<size_t>(n));
-      off += static_cast<uint64_t>(n);
-    }
+    CKPT_RETURN_IF_ERROR(read_range(fd, base + part_size_, head.size - part_size_, buf.get(),
+                                    kCopyBufferSize, what,
+                                    [&](const void* d, size_t n) { sink.copied(d, n); }));
     if (::lseek(fd, static_cast<off_t>(base + head.size), SEEK_SET) < 0)
       return errno_status(errno, "cannot seek", what);
     return {};
@@ -703,25 +697,16 @@ class S3Storage : public Storage {
     const int fd = src.fd();
     const off_t start = ::lseek(fd, 0, SEEK_CUR);
     if (start < 0) return errno_status(errno, "cannot seek the upload of", uri(key));
-    std::unique_ptr<char[]> hbuf(new char[kHashChunk]);
-    uint64_t next_off = 0;
-    auto hash_range = [&](uint64_t off, uint64_t len) -> Status {
-      for (uint64_t done = 0; done < len;) {
-        size_t want = static_cast<size_t>(std::min<uint64_t>(kHashChunk, len - done));
-        ssize_t n = ::pread(fd, hbuf.get(), want, static_cast<off_t>(off + done));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0)
-          return Status(Errc::kIo, uri(key) + ": reading the source file: " +
-                                       (n < 0 ? std::strerror(errno) : "it shrank"));
-        src.copied(hbuf.get(), static_cast<size_t>(n));
-        done += static_cast<uint64_t>(n);
-      }
-      return {};
-    };
-    // Each part is hashed right after it was handed to a worker, while it goes up.
-    PartBody pending;
+    std::unique_ptr<char[]> hbuf(new char[kCopyBufferSize]);
+    const std::string source = "the source file of " + uri(key);
+    // Each part is hashed right after it was handed to a worker, while it goes up: everything
+    // before next_off has been handed out, everything before `hashed` hashed.
+    uint64_t next_off = 0, hashed = 0;
     NextPart next = [&]() -> Result<PartBody> {
-      if (pending.len) CKPT_RETURN_IF_ERROR(hash_range(pending.offset, pending.len));
+      CKPT_RETURN_IF_ERROR(read_range(fd, static_cast<uint64_t>(start) + hashed, next_off - hashed,
+                                      hbuf.get(), kCopyBufferSize, source,
+                                      [&](const void* d, size_t n) { src.copied(d, n); }));
+      hashed = next_off;
       PartBody body;
       if (next_off < size) {
         body.fd = fd;
@@ -730,7 +715,6 @@ class S3Storage : public Storage {
         body.charge = std::make_shared<Charge>(budget_, body.len);
         next_off += body.len;
       }
-      pending = PartBody{nullptr, nullptr, fd, body.offset, body.len};
       return body;
     };
     auto grew = [&]() -> Status {
