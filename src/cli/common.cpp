@@ -94,7 +94,8 @@ void add_common_options(CLI::App& cmd, CliContext& ctx, bool with_json) {
       ->excludes(q);
   if (with_json) cmd.add_flag("--json", ctx.json, "Machine-readable output on stdout");
   cmd.add_option("-j,--jobs", ctx.jobs,
-                 "Files transferred in parallel (default: cores, at least 4; 16 for object storage)")
+                 "Files transferred in parallel (default: cores, at least 4; at least 16 for "
+                 "object storage)")
       ->envname("CKPT_JOBS")
       ->check(CLI::Range(1u, 256u));
   cmd.add_option("--endpoint", ctx.endpoint, "S3-compatible endpoint URL")->envname("CKPT_ENDPOINT");
