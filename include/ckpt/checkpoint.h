@@ -27,12 +27,25 @@ class Progress {
   virtual void finish() {}
 };
 
+// Which step a save writes or a read picks. Steps live under <dest>/.ckpt/steps/<N>/, each a
+// checkpoint of its own; without steps a save uses flytekit's flat layout.
+struct StepChoice {
+  enum Kind { kNone, kNumber, kNext } kind = kNone;
+  uint64_t number = 0;
+  // "" = no steps; a decimal number; "next" = one more than the highest step there.
+  static Result<StepChoice> parse(const std::string& text);
+};
+
 struct CheckpointConfig {
   std::string dest;  // raw values as given; Flyte's "not provided" spellings mean unset
-  std::string src;
+  // Previous checkpoints, tried in order: the first that holds a complete checkpoint is used.
+  std::vector<std::string> sources;
   StorageOptions storage;
   unsigned jobs = 0;            // files in flight; 0 = automatic
   bool write_manifest = true;   // false: exactly flytekit's layout, restores report "unverified"
+  StepChoice step;              // saves: where to write; reads: which step (kNone = newest)
+  unsigned keep = 0;            // after a step commits, keep this many complete steps (0: all)
+  bool carry_forward = false;   // restore: copy what was restored to dest when it has none
   Progress* progress = nullptr;
 };
 
@@ -42,27 +55,53 @@ struct ManifestEntry {
   std::string hash;  // kHashAlgorithm hex digest
 };
 
-// The state of a checkpoint location, from one listing plus its manifests.
+// The state of one checkpoint (the flat layout or one step), from one listing plus its
+// manifests.
 struct CheckpointView {
   std::string uri;
+  std::optional<uint64_t> step;  // set for a step
   bool has_manifest = false;
   // Content files (bookkeeping excluded) with what the newest manifest recorded, if any.
   struct File {
-    std::string key;
-    uint64_t size = 0;                     // as stored
+    std::string key;                        // relative to the checkpoint
+    uint64_t size = 0;                      // as stored
     std::optional<ManifestEntry> expected;  // absent when unverified
+    // Keys, relative to the storage root, that hold this file with the recorded size: its own
+    // place first, then copies staged by a save that has not yet published them. Readers
+    // take the first whose checksum matches.
+    std::vector<std::string> stored;
   };
   std::vector<File> files;
   std::vector<std::string> missing;     // recorded but not stored
   std::vector<std::string> mismatched;  // stored size differs from the record
   std::vector<std::string> unrecorded;  // stored but in no manifest (an unfinished save)
   size_t manifests = 0;
+  int64_t committed_ns = 0;  // time of the newest manifest (0 without one)
+  bool committed = true;     // false: a step whose save has not written its manifest
   uint64_t total_bytes() const;
-  bool complete() const { return missing.empty() && mismatched.empty(); }
+  bool complete() const { return committed && missing.empty() && mismatched.empty(); }
+  // Nothing recorded (files of unfinished saves aside).
+  bool empty() const { return files.empty() && missing.empty() && mismatched.empty(); }
+};
+
+// One row of `ckpt list`.
+struct StepInfo {
+  std::optional<uint64_t> step;  // none: the flat layout
+  std::string state;             // "complete", "unverified", "incomplete", "deleted"
+  size_t files = 0;
+  uint64_t bytes = 0;
+  int64_t committed_ns = 0;
+  std::vector<std::string> problems;
+};
+
+struct PruneReport {
+  std::vector<uint64_t> deleted;
+  std::vector<uint64_t> kept;
 };
 
 struct SaveReport {
   std::string uri;
+  std::optional<uint64_t> step;
   size_t files = 0;
   uint64_t bytes = 0;
   std::string manifest_key;  // empty when no manifest was written
@@ -77,6 +116,8 @@ struct RestoreReport {
   uint64_t bytes = 0;     // bytes transferred
   bool verified = false;  // every file checked against a manifest
   std::vector<std::string> unrecorded;
+  std::optional<uint64_t> step;
+  std::string carried_to;  // where --carry-forward copied it (empty: not copied)
 };
 
 struct ExistsReport {
@@ -87,11 +128,15 @@ struct ExistsReport {
   uint64_t bytes = 0;
   bool verified = false;
   std::vector<std::string> problems;
+  std::optional<uint64_t> step;
   Status status;            // ok, kNotConfigured, kNoCheckpoint or kCorrupt
 };
 
-// Reads a location's listing and manifests (no content bytes).
-Result<CheckpointView> load_view(Storage& storage);
+// The checkpoint a location holds: the newest complete step (or `step`), else the flat layout.
+// An incomplete one is returned (not an error) so callers can report what is wrong.
+Result<CheckpointView> load_view(Storage& storage, StepChoice step = {});
+
+struct SaveInput;  // engine-internal
 
 class Checkpointer {
  public:
@@ -110,19 +155,38 @@ class Checkpointer {
   Status read_to_file(const std::filesystem::path& path);
   // Whether a complete previous checkpoint is there; verify_content hashes every file.
   ExistsReport exists(bool verify_content);
+  // Every step of the destination (and its flat checkpoint, if any), oldest first.
+  Result<std::vector<StepInfo>> list();
+  // Deletes all but the newest `keep` complete steps of the destination (see prune_steps).
+  Result<PruneReport> prune(unsigned keep);
 
  private:
   Result<Storage*> dest();
-  Result<Storage*> src();
+  // The first source holding a complete checkpoint, with that checkpoint's view. On failure,
+  // rejected_ holds the view of the first source that was incomplete.
+  Result<std::pair<Storage*, CheckpointView>> source();
+  Result<SaveReport> save_inputs(std::vector<SaveInput>& inputs);
+  Status carry_forward(Storage& from, const CheckpointView& view,
+                       const std::filesystem::path& restored, RestoreReport& report);
 
   CheckpointConfig config_;
-  std::unique_ptr<Storage> dest_, src_;
+  std::unique_ptr<Storage> dest_;
+  std::vector<std::unique_ptr<Storage>> sources_;
+  std::optional<CheckpointView> rejected_;
 };
+
+// Retention: marks every complete step but the newest `keep` deleted, then deletes it, plus
+// incomplete steps older than the oldest kept one (interrupted saves). Never the newest
+// complete step, never a step newer than it (it may still be being written).
+Result<PruneReport> prune_steps(Storage& storage, unsigned keep);
 
 // Manifest encoding, exposed for tests and `inspect`.
 std::string encode_manifest(const std::map<std::string, ManifestEntry>& files);
 Result<std::map<std::string, ManifestEntry>> decode_manifest(const std::string& text,
                                                              const std::string& name);
 inline constexpr const char* kManifestDir = ".ckpt/manifests/";
+inline constexpr const char* kStepsDir = ".ckpt/steps/";
+inline constexpr const char* kStagingDir = ".ckpt/staging/";
+inline constexpr const char* kDeletedMarker = ".ckpt/deleted";
 
 }  // namespace ckpt

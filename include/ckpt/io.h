@@ -106,6 +106,11 @@ Status write_all(int fd, const void* buf, size_t len, std::string_view name);
 Status read_range(int fd, uint64_t offset, uint64_t len, char* buf, size_t buf_len,
                   std::string_view name, const std::function<void(const void*, size_t)>& fn);
 
+// Copies the regular file `from` into the new file `to` (created exclusively, mode 0644): a
+// reflink (FICLONE) where the filesystem can share extents (XFS, btrfs), else a kernel copy
+// (copy_file_range). Returns whether it was a reflink. On failure `to` is removed.
+Result<bool> copy_local_file(const std::filesystem::path& from, const std::filesystem::path& to);
+
 // A random 16-hex-digit token for temporary names.
 std::string random_token();
 

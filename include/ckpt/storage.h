@@ -103,10 +103,28 @@ class Storage {
   virtual Result<std::unique_ptr<RandomAccessFile>> open(const std::string& key) = 0;
   // Removing a missing object is not an error.
   virtual Status remove(const std::string& key) = 0;
+  // Copies object from_key of `from` (this storage or another location of the same kind) to
+  // key, atomically like put(), without the bytes passing through this process where the
+  // backend allows it: within one local root a hard link (safe: ckpt never rewrites a stored
+  // file in place), between local roots a kernel copy (a reflink where the filesystem can),
+  // on S3 CopyObject / UploadPartCopy. kUnsupported when `from` is of another kind or another
+  // endpoint: the caller then streams the object itself (copy_object does both). A missing
+  // source is kNotFound.
+  virtual Status copy_from(Storage& from, const std::string& from_key, const std::string& key) {
+    return Status(Errc::kUnsupported, "no server-side copy from " + from.uri_of(from_key));
+  }
   // Called at the end of a save: makes everything put so far durable when the options ask for
   // it (local: syncfs) and tidies temporary space. A no-op for object stores.
   virtual Status flush() { return {}; }
 };
+
+// Copies from_key of `from` to key of `to`: server-side where possible, else streamed
+// through a temporary local file.
+Status copy_object(Storage& from, const std::string& from_key, Storage& to, const std::string& key);
+
+// A view of base restricted to the keys under prefix ("a/b/", ending in '/'): keys passed to
+// it and returned by it are relative to the prefix. base must outlive it.
+std::unique_ptr<Storage> sub_storage(Storage& base, const std::string& prefix);
 
 // Opens the driver for a location ("file" built in; others loaded from plugins).
 Result<std::unique_ptr<Storage>> open_storage(const Location& loc, const StorageOptions& opts);

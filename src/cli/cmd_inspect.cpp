@@ -71,7 +71,7 @@ int inspect_location(Storage& storage, const InspectFlags& flags, const CliConte
   for (const auto& f : view->files) {
     nlohmann::json entry = {{"key", f.key}, {"size", f.size}};
     if (f.expected) entry["hash"] = f.expected->hash;
-    auto obj = inspect_object(storage, f.key, flags);
+    auto obj = inspect_object(storage, f.stored.front(), flags);
     if (!obj.ok()) {
       // A file that looks like a torch checkpoint but cannot be read as one (or cannot be
       // opened): said, not silently skipped.

@@ -85,9 +85,20 @@ void add_common_options(CLI::App& cmd, CliContext& ctx, bool with_json) {
   cmd.add_option("-c,--checkpoint-path,--dest", ctx.dest,
                  "Where this attempt's checkpoint goes (path, file:// or s3:// URI)")
       ->envname("CKPT_DEST");
-  cmd.add_option("-p,--prev-checkpoint,--src", ctx.src,
-                 "The previous attempt's checkpoint; \"\" or {{.prevCheckpointPrefix}} mean none")
-      ->envname("CKPT_SRC");
+  cmd.add_option("-p,--prev-checkpoint,--src", ctx.sources,
+                 "The previous attempt's checkpoint; \"\" or {{.prevCheckpointPrefix}} mean none. "
+                 "Repeat it (or separate with commas) for fallbacks: the first complete one is used")
+      ->envname("CKPT_SRC")
+      ->delimiter(',')
+      ->allow_extra_args(false);
+  cmd.add_option("--step", ctx.step,
+                 "Saves: write step N (or 'next') under <dest>/.ckpt/steps/; reads: use step N "
+                 "instead of the newest complete one")
+      ->envname("CKPT_STEP")
+      ->check([](const std::string& text) {
+        auto parsed = StepChoice::parse(text);
+        return parsed.ok() ? std::string() : parsed.status().message();
+      });
   auto* q = cmd.add_flag("-q,--quiet", ctx.quiet, "Only errors on stderr")->envname("CKPT_QUIET");
   cmd.add_flag("-v,--verbose", ctx.verbose, "More detail on stderr (-vv for tracing)")
       ->envname("CKPT_VERBOSE")
@@ -115,12 +126,18 @@ void add_write_options(CLI::App& cmd, CliContext& ctx) {
   cmd.add_flag("--no-manifest", ctx.no_manifest,
                "Write exactly flytekit's layout, without ckpt's manifest (restores are unverified)")
       ->envname("CKPT_NO_MANIFEST");
+  cmd.add_option("--keep", ctx.keep,
+                 "With steps: after a step commits, delete all but the newest K complete steps "
+                 "(default 2; 0 keeps all)")
+      ->envname("CKPT_KEEP");
 }
 
 CheckpointConfig make_config(const CliContext& ctx) {
   CheckpointConfig config;
   config.dest = ctx.dest;
-  config.src = ctx.src;
+  config.sources = ctx.sources;
+  config.step = StepChoice::parse(ctx.step).value();  // checked when parsed
+  config.keep = ctx.keep;
   config.jobs = ctx.jobs;
   config.write_manifest = !ctx.no_manifest;
   config.storage.endpoint = ctx.endpoint;

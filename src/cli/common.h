@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -14,7 +15,9 @@ namespace ckpt::cli {
 
 struct CliContext {
   std::string dest;
-  std::string src;
+  std::vector<std::string> sources;
+  std::string step;   // "", a number, or "next"
+  unsigned keep = 2;
   bool quiet = false;
   int verbose = 0;
   bool json = false;

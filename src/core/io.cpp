@@ -2,10 +2,13 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <random>
 
 namespace ckpt {
@@ -110,6 +113,56 @@ Status HashingSink::write(const void* buf, size_t len) {
   hasher_.update(buf, len);
   bytes_ += len;
   return inner_.write(buf, len);
+}
+
+Result<bool> copy_local_file(const std::filesystem::path& from, const std::filesystem::path& to) {
+  int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return errno_status(errno, "cannot open", from.string());
+  int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (out < 0) {
+    int err = errno;
+    ::close(in);
+    return errno_status(err, "cannot create", to.string());
+  }
+  Result<bool> result = true;
+  if (::ioctl(out, FICLONE, in) != 0) {
+    result = false;
+    bool copied_any = false;
+    for (;;) {
+      ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, 1u << 30, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && !copied_any &&
+          (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
+        // No kernel copy between these files: through a buffer.
+        std::unique_ptr<char[]> buf(new char[kCopyBufferSize]);
+        for (;;) {
+          ssize_t r = ::read(in, buf.get(), kCopyBufferSize);
+          if (r < 0 && errno == EINTR) continue;
+          if (r < 0) {
+            result = errno_status(errno, "cannot read", from.string());
+            break;
+          }
+          if (r == 0) break;
+          Status w = write_all(out, buf.get(), static_cast<size_t>(r), to.string());
+          if (!w.ok()) {
+            result = w;
+            break;
+          }
+        }
+        break;
+      }
+      if (n < 0) {
+        result = errno_status(errno, "cannot copy into", to.string());
+        break;
+      }
+      if (n == 0) break;
+      copied_any = true;
+    }
+  }
+  ::close(in);
+  if (::close(out) != 0 && result.ok()) result = errno_status(errno, "cannot write", to.string());
+  if (!result.ok()) ::unlink(to.c_str());
+  return result;
 }
 
 std::string random_token() {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <cerrno>
 #include <memory>
 #include <system_error>
@@ -144,18 +145,11 @@ class LocalStorage : public Storage {
     CKPT_RETURN_IF_ERROR(check_relative_key(key));
     auto target = root_ / key;
     CKPT_RETURN_IF_ERROR(make_dirs(target.parent_path()));
-    auto tmp_dir = root_ / kReservedDir / "tmp";
-    auto tmp = tmp_dir / random_token();
     int fd = -1;
-    // Another saver's flush() may remove the empty tmp dir (or .ckpt) between our mkdir and
-    // open; recreate and retry.
-    for (int attempt = 0; fd < 0 && attempt < 1000; ++attempt) {
-      Status made = make_dirs(tmp_dir);
-      if (!made.ok() && made.code() != Errc::kNotFound) return made;
-      fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-      if (fd < 0 && errno != ENOENT) break;
-    }
-    if (fd < 0) return errno_status(errno, "cannot create", tmp.string());
+    CKPT_ASSIGN_OR_RETURN(fs::path tmp, make_temp([&](const fs::path& p) {
+                            fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+                            return fd < 0 ? errno : 0;
+                          }));
     Status st = copy_to_fd(src, fd, target.string(), progress);
     if (st.ok() && opts_.durable && ::fdatasync(fd) != 0) {
       st = errno_status(errno, "cannot sync", target.string());
@@ -210,6 +204,33 @@ class LocalStorage : public Storage {
     return {};
   }
 
+  Status copy_from(Storage& from, const std::string& from_key, const std::string& key) override {
+    auto* local = dynamic_cast<LocalStorage*>(&from);
+    if (!local) return Storage::copy_from(from, from_key, key);
+    CKPT_RETURN_IF_ERROR(check_relative_key(key));
+    fs::path src = local->root_ / from_key, target = root_ / key;
+    struct stat st {};
+    if (::stat(src.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      return Status(Errc::kNotFound, from.uri_of(from_key) + ": not found");
+    }
+    CKPT_RETURN_IF_ERROR(make_dirs(target.parent_path()));
+    Status done;
+    CKPT_ASSIGN_OR_RETURN(fs::path tmp, make_temp([&](const fs::path& p) {
+                            if (local == this) return ::link(src.c_str(), p.c_str()) == 0 ? 0 : errno;
+                            auto copied = copy_local_file(src, p);
+                            if (copied.ok()) return 0;
+                            if (!fs::exists(p.parent_path())) return ENOENT;
+                            done = copied.status();
+                            return 0;
+                          }));
+    if (done.ok() && opts_.durable) done = sync_file(tmp);
+    if (done.ok() && ::rename(tmp.c_str(), target.c_str()) != 0) {
+      done = errno_status(errno, "cannot rename into", target.string());
+    }
+    if (!done.ok()) ::unlink(tmp.c_str());
+    return done;
+  }
+
   Status flush() override {
     // Leave no empty bookkeeping folders behind (a --no-manifest save is exactly flytekit's
     // layout); rmdir fails harmlessly while another saver still uses them.
@@ -225,6 +246,31 @@ class LocalStorage : public Storage {
   }
 
  private:
+  // Makes a new temporary object with create(path) (returning 0 or an errno) under
+  // <root>/.ckpt/tmp, on the targets' filesystem so that a rename publishes it. Another saver's
+  // flush() may remove the empty folder between our mkdir and create: recreate and retry.
+  Result<fs::path> make_temp(const std::function<int(const fs::path&)>& create) {
+    auto tmp_dir = root_ / kReservedDir / "tmp";
+    auto tmp = tmp_dir / random_token();
+    int err = ENOENT;
+    for (int attempt = 0; err == ENOENT && attempt < 1000; ++attempt) {
+      Status made = make_dirs(tmp_dir);
+      if (!made.ok() && made.code() != Errc::kNotFound) return made;
+      err = create(tmp);
+    }
+    if (err) return errno_status(err, "cannot create", tmp.string());
+    return tmp;
+  }
+
+  static Status sync_file(const fs::path& p) {
+    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno_status(errno, "cannot open", p.string());
+    int rc = ::fdatasync(fd);
+    int err = errno;
+    ::close(fd);
+    return rc == 0 ? Status() : errno_status(err, "cannot sync", p.string());
+  }
+
   Status make_dirs(const fs::path& dir) {
     std::error_code ec;
     fs::create_directories(dir, ec);
