@@ -22,6 +22,7 @@ void add_exists_command(CLI::App& app, CliContext& ctx) {
                     {"files", r.files},
                     {"bytes", r.bytes},
                     {"verified", r.verified},
+                    {"step", r.step ? nlohmann::json(*r.step) : nlohmann::json()},
                     {"problems", r.problems},
                     {"exit_code", exit_code(r.status.code())}});
       } else if (!ctx.quiet) {
@@ -29,6 +30,7 @@ void add_exists_command(CLI::App& app, CliContext& ctx) {
                   << (r.configured ? "yes (" + r.source + ")" : std::string("no")) << "\n";
         if (r.configured) {
           std::cout << "state: " << r.state;
+          if (r.step) std::cout << " (step " << *r.step << ")";
           if (r.state == "complete" || r.state == "unverified") {
             std::cout << " (" << r.files << " file" << (r.files == 1 ? "" : "s") << ", "
                       << format_bytes(r.bytes) << ", "

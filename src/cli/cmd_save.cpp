@@ -10,6 +10,7 @@ namespace {
 
 nlohmann::json report_json(const SaveReport& r) {
   return {{"destination", r.uri}, {"files", r.files}, {"bytes", r.bytes},
+          {"step", r.step ? nlohmann::json(*r.step) : nlohmann::json()},
           {"manifest", r.manifest_key.empty() ? nlohmann::json() : nlohmann::json(r.manifest_key)}};
 }
 

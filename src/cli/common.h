@@ -60,6 +60,8 @@ void add_read_command(CLI::App& app, CliContext& ctx);
 void add_write_command(CLI::App& app, CliContext& ctx);
 void add_exists_command(CLI::App& app, CliContext& ctx);
 void add_inspect_command(CLI::App& app, CliContext& ctx);
+void add_list_command(CLI::App& app, CliContext& ctx);   // cmd_list.cpp, with prune
+void add_prune_command(CLI::App& app, CliContext& ctx);
 // PyTorchCheckpoint commands (src/cli/cmd_{encode,decode,literal}.cpp), built with CKPT_WITH_TORCH.
 void add_encode_command(CLI::App& app, CliContext& ctx);
 void add_decode_command(CLI::App& app, CliContext& ctx);

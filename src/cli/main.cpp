@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
   add_write_command(app, ctx);
   add_exists_command(app, ctx);
   add_inspect_command(app, ctx);
+  add_list_command(app, ctx);
+  add_prune_command(app, ctx);
 #ifdef CKPT_WITH_TORCH
   add_encode_command(app, ctx);
   add_decode_command(app, ctx);

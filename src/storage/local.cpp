@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <functional>
 #include <cerrno>
+#include <cstring>
 #include <memory>
 #include <system_error>
 #include <vector>
@@ -108,26 +109,18 @@ class LocalStorage : public Storage {
   const Location& location() const override { return loc_; }
 
   Result<std::vector<ObjectInfo>> list() override {
-    std::vector<ObjectInfo> out;
     std::error_code ec;
     auto st = fs::status(root_, ec);
-    if (ec || !fs::exists(st)) return out;
+    if (ec || !fs::exists(st)) return std::vector<ObjectInfo>{};
     if (!fs::is_directory(st)) {
       return Status(Errc::kInvalidArgument, "'" + loc_.uri + "' is not a directory");
     }
-    fs::recursive_directory_iterator it(root_, fs::directory_options::none, ec), end;
-    if (ec) return errno_status(ec.value(), "cannot list", loc_.uri);
-    for (; it != end; it.increment(ec)) {
-      if (ec) return errno_status(ec.value(), "cannot list", loc_.uri);
-      std::error_code fec;
-      if (!it->is_regular_file(fec)) continue;  // follows symlinks to files
-      auto rel = it->path().lexically_relative(root_).generic_string();
-      out.push_back({rel, static_cast<uint64_t>(it->file_size(fec))});
-      if (fec) return errno_status(fec.value(), "cannot stat", it->path().string());
+    // Concurrent savers rename and remove their temporary files and folders while we walk:
+    // an entry that vanishes is skipped, a folder that vanishes under the walk restarts it.
+    for (int attempt = 0;; ++attempt) {
+      auto out = walk();
+      if (out.ok() || out.status().code() != Errc::kNotFound || attempt == 20) return out;
     }
-    std::sort(out.begin(), out.end(),
-              [](const ObjectInfo& a, const ObjectInfo& b) { return a.key < b.key; });
-    return out;
   }
 
   Result<std::optional<ObjectInfo>> stat(const std::string& key) override {
@@ -201,6 +194,15 @@ class LocalStorage : public Storage {
   Status remove(const std::string& key) override {
     auto p = root_ / key;
     if (::unlink(p.c_str()) != 0 && errno != ENOENT) return errno_status(errno, "cannot remove", p.string());
+    // Folders left empty inside ckpt's bookkeeping (a deleted step, a published staging copy)
+    // go too; the shared top folders stay, since a concurrent saver may be about to use them.
+    if (key.compare(0, std::strlen(kReservedDir) + 1, std::string(kReservedDir) + "/") == 0) {
+      for (fs::path dir = p.parent_path(); dir.parent_path() != root_ / kReservedDir &&
+                                           dir != root_ / kReservedDir && dir != root_;
+           dir = dir.parent_path()) {
+        if (::rmdir(dir.c_str()) != 0) break;
+      }
+    }
     return {};
   }
 
@@ -246,6 +248,25 @@ class LocalStorage : public Storage {
   }
 
  private:
+  Result<std::vector<ObjectInfo>> walk() {
+    std::vector<ObjectInfo> out;
+    std::error_code ec;
+    fs::recursive_directory_iterator it(root_, fs::directory_options::none, ec), end;
+    if (ec) return errno_status(ec.value(), "cannot list", loc_.uri);
+    for (; it != end; it.increment(ec)) {
+      if (ec) return errno_status(ec.value(), "cannot list", loc_.uri);
+      std::error_code fec;
+      if (!it->is_regular_file(fec)) continue;  // follows symlinks to files
+      auto size = it->file_size(fec);
+      if (fec == std::errc::no_such_file_or_directory) continue;
+      if (fec) return errno_status(fec.value(), "cannot stat", it->path().string());
+      out.push_back({it->path().lexically_relative(root_).generic_string(), static_cast<uint64_t>(size)});
+    }
+    std::sort(out.begin(), out.end(),
+              [](const ObjectInfo& a, const ObjectInfo& b) { return a.key < b.key; });
+    return out;
+  }
+
   // Makes a new temporary object with create(path) (returning 0 or an errno) under
   // <root>/.ckpt/tmp, on the targets' filesystem so that a rename publishes it. Another saver's
   // flush() may remove the empty folder between our mkdir and create: recreate and retry.
@@ -254,8 +275,9 @@ class LocalStorage : public Storage {
     auto tmp = tmp_dir / random_token();
     int err = ENOENT;
     for (int attempt = 0; err == ENOENT && attempt < 1000; ++attempt) {
+      // create_directories itself can trip over a concurrent rmdir (EEXIST, ENOENT): retry.
       Status made = make_dirs(tmp_dir);
-      if (!made.ok() && made.code() != Errc::kNotFound) return made;
+      if (!made.ok() && attempt == 999) return made;
       err = create(tmp);
     }
     if (err) return errno_status(err, "cannot create", tmp.string());
