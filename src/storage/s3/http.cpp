@@ -10,9 +10,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <ctime>
 #include <mutex>
 #include <random>
 #include <thread>
+
+#include "storage/s3/sigv4.h"
 
 namespace ckpt::s3 {
 namespace {
@@ -142,6 +145,15 @@ bool retryable_curl(CURLcode rc) {
   }
 }
 
+std::string amz_date_now() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
 double jitter_unit() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
@@ -243,22 +255,32 @@ Result<HttpResponse> HttpClient::execute(const HttpRequest& req) {
       curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req.method.c_str());
     }
 
-    curl_slist* headers = nullptr;
-    for (const auto& hd : req.headers) headers = curl_slist_append(headers, hd.c_str());
+    std::vector<std::string> lines = req.headers;
     if (req.attempt_headers)
-      for (const auto& hd : req.attempt_headers()) headers = curl_slist_append(headers, hd.c_str());
+      for (auto& hd : req.attempt_headers()) lines.push_back(std::move(hd));
     // No "Expect:" override here: curl would sign the empty header it then leaves out.
     std::string sigv4;
     if (req.credentials) {
-      headers = curl_slist_append(headers, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+      lines.push_back("x-amz-content-sha256: UNSIGNED-PAYLOAD");
       if (!creds.session_token.empty())
-        headers =
-            curl_slist_append(headers, ("x-amz-security-token: " + creds.session_token).c_str());
-      sigv4 = "aws:amz:" + req.region + ":s3";
-      curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4.c_str());
-      curl_easy_setopt(h, CURLOPT_USERNAME, creds.access_key.c_str());
-      curl_easy_setopt(h, CURLOPT_PASSWORD, creds.secret_key.c_str());
+        lines.push_back("x-amz-security-token: " + creds.session_token);
+      if (curl_sigv4_misorders(lines)) {  // e.g. UploadPartCopy: signed here (see sigv4.h)
+        SigV4Request sr;
+        sr.method = req.method;
+        sr.url = req.url;
+        sr.headers = lines;
+        sr.region = req.region;
+        sr.amz_date = amz_date_now();
+        for (auto& hd : sigv4_sign(sr, creds)) lines.push_back(std::move(hd));
+      } else {
+        sigv4 = "aws:amz:" + req.region + ":s3";
+        curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4.c_str());
+        curl_easy_setopt(h, CURLOPT_USERNAME, creds.access_key.c_str());
+        curl_easy_setopt(h, CURLOPT_PASSWORD, creds.secret_key.c_str());
+      }
     }
+    curl_slist* headers = nullptr;
+    for (const auto& hd : lines) headers = curl_slist_append(headers, hd.c_str());
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
 
     auto started = std::chrono::steady_clock::now();

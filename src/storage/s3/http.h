@@ -1,5 +1,6 @@
 // libcurl behind a small interface: a pool of reusable easy handles (keeping connections
-// alive), SigV4 signing by curl, low-speed timeouts, and retries with backoff and jitter.
+// alive), SigV4 signing (by curl, or by sigv4.h where curl gets it wrong), low-speed timeouts,
+// and retries with backoff and jitter.
 #pragma once
 
 #include <atomic>

@@ -3,6 +3,8 @@
 // a stream into buffers), completed only when every part succeeded and aborted otherwise.
 // Downloads: the first part tells the size, the rest come as parallel
 // ranged GETs pinned to the object's ETag. Memory stays within parts_in_flight x part_size.
+// Copies between locations on one endpoint stay in the server: CopyObject up to 5 GiB, else
+// a multipart upload of UploadPartCopy parts, as uploads are.
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -18,6 +20,8 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <random>
+#include <thread>
 
 #include "ckpt/io.h"
 #include "ckpt/storage.h"
@@ -31,6 +35,7 @@ namespace {
 
 constexpr uint64_t kMinPartSize = 5ull << 20;  // S3's minimum for all parts but the last
 constexpr uint64_t kMaxParts = 10000;
+constexpr uint64_t kMaxCopy = 5ull << 30;  // S3's limit for CopyObject and for a copied part
 constexpr size_t kReadAhead = 128 << 10;
 
 long env_long(const EnvFn& env, const char* name, long fallback) {
@@ -86,6 +91,19 @@ struct Head {
   uint64_t size = 0;
   std::string etag;
 };
+
+// The object a server-side copy reads: its x-amz-copy-source value and the ETag that pins
+// every request of the copy to the version we looked at.
+struct CopySource {
+  std::string header;
+  std::string etag;
+  std::string uri;  // for messages
+};
+
+double jitter_unit() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+}
 
 // Caps the parts in flight across every transfer of one storage at parts_in_flight x
 // part_size bytes (in buffers, or read from files as they are sent), however many files the
@@ -195,11 +213,13 @@ class Buffer {
   std::vector<char> data_;
 };
 
-// One part's bytes: a buffer, or a range of the source file read as it is sent.
+// One part's bytes: a buffer, a range of the source file read as it is sent, or a range of
+// an object that the server copies itself (UploadPartCopy).
 struct PartBody {
   std::shared_ptr<Buffer> buf;
   std::shared_ptr<Charge> charge;
   int fd = -1;
+  const CopySource* copy = nullptr;
   uint64_t offset = 0;
   uint64_t len = 0;
   uint64_t size() const { return buf ? buf->size() : len; }
@@ -245,6 +265,9 @@ class S3Storage : public Storage {
         vhost_(vhost),
         region_(std::move(region)),
         part_size_(std::max<uint64_t>(opts_.part_size, kMinPartSize)),
+        // A test hook: a lower limit sends small copies through the multipart path.
+        single_copy_max_(
+            std::min<uint64_t>(env_long(env_, "CKPT_S3_SINGLE_COPY_MAX", kMaxCopy), kMaxCopy)),
         workers_(std::max(1u, opts_.parts_in_flight)),
         budget_(part_size_ * workers_),
         http_(RetryPolicy{attempts, 0.1, 5.0}, stall_s, 10),
@@ -439,6 +462,42 @@ class S3Storage : public Storage {
     return failure(resp, uri(key));
   }
 
+  Status copy_from(Storage& from, const std::string& from_key, const std::string& key) override {
+    auto* src = dynamic_cast<S3Storage*>(&from);
+    // The server can only copy what it serves itself; anything else the caller streams.
+    if (!src || src->ep_.scheme != ep_.scheme || src->ep_.host != ep_.host)
+      return Status(Errc::kUnsupported,
+                    "no server-side copy from " + from.uri_of(from_key) + " to " + uri(key));
+    // The size picks CopyObject or a multipart copy (HEAD also names a missing source, where
+    // a failed copy could mean either side).
+    CKPT_ASSIGN_OR_RETURN(std::optional<Head> h, src->head(from_key));
+    if (!h) return Status(Errc::kNotFound, src->uri(from_key) + ": not found");
+    // S3 refuses to copy an object onto itself, which is there already anyway.
+    if (src->loc_.bucket == loc_.bucket && src->prefix_ + from_key == prefix_ + key) return {};
+    CopySource source{copy_source(src->loc_.bucket, src->prefix_ + from_key), h->etag,
+                      src->uri(from_key)};
+    if (h->size <= single_copy_max_) return copy_single(key, source);
+    // radosgw 16 decodes UploadPartCopy's source twice and ignores its If-Match: a key with a
+    // '%' got another object's bytes, or aborted the gateway. The caller streams those.
+    if (source.header.find("%25") != std::string::npos)
+      return Status(Errc::kUnsupported,
+                    "no multipart server-side copy of " + source.uri + " (its key has a '%')");
+    uint64_t part = std::min(part_size_, kMaxCopy);
+    if (h->size / part >= kMaxParts) part = (h->size + kMaxParts - 1) / kMaxParts;
+    uint64_t next_off = 0;
+    NextPart next = [&, size = h->size]() -> Result<PartBody> {
+      PartBody body;
+      if (next_off < size) {
+        body.copy = &source;
+        body.offset = next_off;
+        body.len = std::min(part, size - next_off);
+        next_off += body.len;
+      }
+      return body;
+    };
+    return put_multipart(key, next, nullptr);
+  }
+
   // Reads [start, start+len) into write, resuming after the bytes already received when an
   // attempt fails midway; the ETag pins every range to the same object version.
   Status fetch_range(const std::string& key, uint64_t start, uint64_t len, const std::string& etag,
@@ -584,8 +643,69 @@ class S3Storage : public Storage {
     return {};
   }
 
+  Status copy_single(const std::string& key, const CopySource& src) {
+    HttpRequest req = request("PUT", key, "");
+    req.what = uri(key) + " (copy of " + src.uri + ")";
+    req.headers = copy_headers(src);
+    CKPT_ASSIGN_OR_RETURN(HttpResponse resp, execute_copy(req));
+    if (resp.status != 200 || parse_error(resp.body)) return copy_failure(resp, req.what, src);
+    return {};
+  }
+
+  Result<std::string> copy_part(const std::string& key, const std::string& upload_id, size_t number,
+                                const PartBody& body) {
+    HttpRequest req =
+        request("PUT", key,
+                canonical_query({{"partNumber", std::to_string(number)}, {"uploadId", upload_id}}));
+    req.what = uri(key) + " part " + std::to_string(number) + " (copy of " + body.copy->uri + ")";
+    req.headers = copy_headers(*body.copy);
+    req.headers.push_back("x-amz-copy-source-range: bytes=" + std::to_string(body.offset) + "-" +
+                          std::to_string(body.offset + body.len - 1));
+    CKPT_ASSIGN_OR_RETURN(HttpResponse resp, execute_copy(req));
+    if (resp.status != 200 || parse_error(resp.body))
+      return copy_failure(resp, req.what, *body.copy);
+    auto etag = parse_copy_result(resp.body);
+    if (!etag.ok()) return Status(Errc::kUnavailable, req.what + ": " + etag.status().message());
+    return etag;
+  }
+
+  // Signed with the rest, as S3 wants every x-amz-* header (these by sigv4.h: curl would
+  // misorder them).
+  static std::vector<std::string> copy_headers(const CopySource& src) {
+    std::vector<std::string> h = {"x-amz-copy-source: " + src.header};
+    if (!src.etag.empty()) h.push_back("x-amz-copy-source-if-match: " + src.etag);
+    return h;
+  }
+
+  // CopyObject and UploadPartCopy answer 200 before they copy, so a failure midway comes as
+  // an <Error> document in that 200 answer: retried here like a failed status would be.
+  Result<HttpResponse> execute_copy(const HttpRequest& req) {
+    const RetryPolicy& policy = http_.policy();
+    for (unsigned attempt = 1;; ++attempt) {
+      CKPT_ASSIGN_OR_RETURN(HttpResponse resp, http_.execute(req));
+      auto err = resp.status == 200 ? parse_error(resp.body) : std::nullopt;
+      if (!err || !retryable_http(resp.status, err->code) || attempt >= policy.max_attempts)
+        return resp;
+      double delay = policy.delay_s(attempt - 1, jitter_unit());
+      spdlog::debug("s3: retrying {} in {:.2f} s after: HTTP 200 {}", req.what, delay, err->code);
+      std::this_thread::sleep_for(std::chrono::duration<double>(delay));
+    }
+  }
+
+  Status copy_failure(const HttpResponse& resp, const std::string& what, const CopySource& src) {
+    auto err = parse_error(resp.body);
+    // The source vanished after we looked (a missing destination bucket is NoSuchBucket).
+    if (err && err->code == "NoSuchKey")
+      return Status(Errc::kNotFound, src.uri + ": not found (" + what + ")");
+    if (resp.status == 412)
+      return Status(Errc::kFailedPrecondition,
+                    src.uri + ": changed during the copy (" + what + ")");
+    return failure(resp, what);
+  }
+
   Result<std::string> upload_part(const std::string& key, const std::string& upload_id,
                                   size_t number, const PartBody& body) {
+    if (body.copy) return copy_part(key, upload_id, number, body);
     HttpRequest req =
         request("PUT", key,
                 canonical_query({{"partNumber", std::to_string(number)}, {"uploadId", upload_id}}));
@@ -805,6 +925,7 @@ class S3Storage : public Storage {
   std::string region_;
   std::string prefix_;
   uint64_t part_size_;
+  uint64_t single_copy_max_;
   unsigned workers_;
   MemoryBudget budget_;
   HttpClient http_;

@@ -183,6 +183,10 @@ std::string object_url(const Endpoint& ep, bool virtual_host, std::string_view b
   return url;
 }
 
+std::string copy_source(std::string_view bucket, std::string_view key) {
+  return "/" + uri_encode(bucket, false) + "/" + uri_encode(key, true);
+}
+
 Result<ListPage> parse_list_objects_v2(std::string_view xml) {
   tinyxml2::XMLDocument doc;
   const auto* root = parse_root(doc, xml);
@@ -216,6 +220,16 @@ Result<std::string> parse_initiate_multipart(std::string_view xml) {
   std::string id = root ? child_text(root, "UploadId") : "";
   if (id.empty()) return Status(Errc::kUnavailable, "S3 did not return a multipart upload id");
   return id;
+}
+
+Result<std::string> parse_copy_result(std::string_view xml) {
+  tinyxml2::XMLDocument doc;
+  const auto* root = parse_root(doc, xml);
+  std::string_view name = root ? root->Name() : "";
+  std::string etag =
+      name == "CopyObjectResult" || name == "CopyPartResult" ? child_text(root, "ETag") : "";
+  if (etag.empty()) return Status(Errc::kUnavailable, "S3 returned an unreadable copy answer");
+  return etag;
 }
 
 Result<std::vector<OpenUpload>> parse_list_multipart_uploads(std::string_view xml) {

@@ -51,6 +51,10 @@ bool use_virtual_host(Addressing style, const Endpoint& ep, std::string_view buc
 std::string object_url(const Endpoint& ep, bool virtual_host, std::string_view bucket,
                        std::string_view key, std::string_view query);
 
+// x-amz-copy-source of CopyObject / UploadPartCopy: "/bucket/key", the key percent-encoded
+// with its '/' kept (S3 decodes it as it would an object's path).
+std::string copy_source(std::string_view bucket, std::string_view key);
+
 // ---- XML responses ----
 struct ListPage {
   struct Entry {
@@ -72,6 +76,9 @@ std::optional<S3Error> parse_error(std::string_view xml);
 
 Result<std::string> parse_initiate_multipart(std::string_view xml);          // the UploadId
 std::string complete_multipart_body(const std::vector<std::string>& etags);  // part i+1
+
+// The ETag of a CopyObjectResult or CopyPartResult (UploadPartCopy gives it only there).
+Result<std::string> parse_copy_result(std::string_view xml);
 
 struct OpenUpload {
   std::string key;
