@@ -111,6 +111,10 @@ Status read_range(int fd, uint64_t offset, uint64_t len, char* buf, size_t buf_l
 // (copy_file_range). Returns whether it was a reflink. On failure `to` is removed.
 Result<bool> copy_local_file(const std::filesystem::path& from, const std::filesystem::path& to);
 
+// Replaces a local file with `data` atomically: written to a temporary name beside it, then
+// renamed over it.
+Status write_file_atomic(const std::filesystem::path& path, std::string_view data);
+
 // A random 16-hex-digit token for temporary names.
 std::string random_token();
 

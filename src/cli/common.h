@@ -1,6 +1,7 @@
 // Shared by the subcommand files: options every command takes, logging, output, exit codes.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <string>
 #include <vector>
@@ -50,6 +51,9 @@ CheckpointConfig make_config(const CliContext& ctx);
 // Log level, colour (NO_COLOR) and the stderr sink, from the parsed flags.
 void setup_logging(const CliContext& ctx);
 
+// "500ms", "25s", "10m", "1h" or a plain number of seconds; anything else is a usage error.
+Result<std::chrono::milliseconds> parse_duration(const std::string& text);
+
 void print_json(const nlohmann::json& doc);
 std::string format_bytes(uint64_t bytes);
 
@@ -62,6 +66,10 @@ void add_exists_command(CLI::App& app, CliContext& ctx);
 void add_inspect_command(CLI::App& app, CliContext& ctx);
 void add_list_command(CLI::App& app, CliContext& ctx);   // cmd_list.cpp, with prune
 void add_prune_command(CLI::App& app, CliContext& ctx);
+void add_run_command(CLI::App& app, CliContext& ctx);
+void add_wait_command(CLI::App& app, CliContext& ctx);  // cmd_wait.cpp, with status, __upload
+void add_status_command(CLI::App& app, CliContext& ctx);
+void add_upload_command(CLI::App& app, CliContext& ctx);
 // PyTorchCheckpoint commands (src/cli/cmd_{encode,decode,literal}.cpp), built with CKPT_WITH_TORCH.
 void add_encode_command(CLI::App& app, CliContext& ctx);
 void add_decode_command(CLI::App& app, CliContext& ctx);

@@ -165,6 +165,19 @@ Result<bool> copy_local_file(const std::filesystem::path& from, const std::files
   return result;
 }
 
+Status write_file_atomic(const std::filesystem::path& path, std::string_view data) {
+  auto tmp = path.parent_path() / ("." + path.filename().string() + ".tmp-" + random_token());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return errno_status(errno, "cannot create", tmp.string());
+  Status st = write_all(fd, data.data(), data.size(), path.string());
+  if (::close(fd) != 0 && st.ok()) st = errno_status(errno, "cannot write", path.string());
+  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
+    st = errno_status(errno, "cannot rename into", path.string());
+  }
+  if (!st.ok()) ::unlink(tmp.c_str());
+  return st;
+}
+
 std::string random_token() {
   static thread_local std::mt19937_64 rng{std::random_device{}() ^
                                           (static_cast<uint64_t>(::getpid()) << 32)};
