@@ -37,6 +37,7 @@ struct Job {
   uint64_t files = 0, bytes = 0;
   bool reflinked = false;
   int attempts = 0;
+  int pid = 0;                   // of the uploader, while running
   std::optional<uint64_t> step;  // the step it committed as
   std::string uri;               // where it committed
   Errc error = Errc::kOk;        // of a failure (the CLI turns it into an exit code)

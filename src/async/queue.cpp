@@ -116,6 +116,7 @@ json job_to_json(const Job& j, const json& config) {
               {"bytes", j.bytes},
               {"reflinked", j.reflinked},
               {"attempts", j.attempts},
+              {"pid", j.pid},
               {"step", j.step ? json(*j.step) : json()},
               {"uri", j.uri},
               {"error", static_cast<int>(j.error)},
@@ -138,6 +139,7 @@ Job job_from_json(const json& j) {
   out.bytes = j.value("bytes", uint64_t{0});
   out.reflinked = j.value("reflinked", false);
   out.attempts = j.value("attempts", 0);
+  out.pid = j.value("pid", 0);
   if (j.contains("step") && j["step"].is_number()) out.step = j["step"].get<uint64_t>();
   out.uri = j.value("uri", "");
   out.error = static_cast<Errc>(j.value("error", 0));
@@ -506,6 +508,7 @@ int run_uploader(const fs::path& dir) {
         if (!slot.ok() || !*slot) break;
         next = **slot;
         next->first.state = "running";
+        next->first.pid = static_cast<int>(::getpid());
         ++next->first.attempts;
         if (!queue->put_slot("running.json", next->first, next->second).ok()) return 1;
         queue->clear_slot("queued.json");

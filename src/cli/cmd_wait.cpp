@@ -14,6 +14,7 @@ nlohmann::json job_json(const async::Job& j) {
                         {"files", j.files}, {"bytes", j.bytes},   {"attempts", j.attempts},
                         {"reflinked", j.reflinked}};
   if (j.step) out["step"] = *j.step;
+  if (j.state == "running") out["pid"] = j.pid;
   if (!j.uri.empty()) out["uri"] = j.uri;
   if (j.state == "failed") {
     out["exit_code"] = exit_code(j.error);
@@ -86,6 +87,7 @@ void add_status_command(CLI::App& app, CliContext& ctx) {
       if (!st.ok()) return finish(st.status(), ctx);
       if (ctx.json) {
         nlohmann::json doc = {{"destination", st->dest},
+                              {"queue", st->dir.string()},
                               {"queued", st->queued ? job_json(*st->queued) : nlohmann::json()},
                               {"running", st->running ? job_json(*st->running) : nlohmann::json()},
                               {"finished", nlohmann::json::array()}};
