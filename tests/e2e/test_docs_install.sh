@@ -5,7 +5,7 @@
 SRC=${CKPT_SOURCE_DIR:?}
 warnings=$(groff -man -ww -z "$SRC/man/ckpt.1" 2>&1)
 [ -z "$warnings" ] || fail "groff warnings: $warnings"
-for c in save restore read write exists inspect encode decode literal; do
+for c in save restore read write exists inspect encode decode literal list prune wait status run; do
   "$CKPT" "$c" --help >"$TMP/help"
   for opt in $(grep -oE -- '--[a-z][a-z-]+' "$TMP/help" | sort -u); do
     [ "$opt" = "--help" ] && continue
