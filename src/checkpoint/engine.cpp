@@ -404,6 +404,10 @@ Result<SaveReport> Checkpointer::save_inputs(std::vector<SaveInput>& inputs) {
     return storage->remove(targets[i]);
   }));
   remove_dead_staging(*storage, objects, prefix);
+  if (!report.step && config_.write_manifest) {
+    Status compacted = layout::compact_manifests(*storage, prefix);
+    if (!compacted.ok()) spdlog::debug("manifests not compacted: {}", compacted.message());
+  }
   if (report.step && config_.keep) {
     auto pruned = prune_steps(*storage, config_.keep);
     if (!pruned.ok()) spdlog::warn("could not delete old steps: {}", pruned.status().message());

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <set>
 #include <unordered_map>
 
 #include "ckpt/io.h"
@@ -105,6 +106,44 @@ std::map<uint64_t, StepEntry> steps_in(const std::vector<ObjectInfo>& objects) {
   return out;
 }
 
+Result<std::map<std::string, ManifestEntry>> read_manifest(Storage& storage, const std::string& key) {
+  StringSink text;
+  Status got = storage.get_to_sink(key, text, {});
+  // Only compaction deletes manifests, and only superseded ones: one gone since the listing
+  // recorded nothing that counts.
+  if (got.code() == Errc::kNotFound) return std::map<std::string, ManifestEntry>{};
+  CKPT_RETURN_IF_ERROR(got);
+  return decode_manifest(text.data(), storage.uri_of(key));
+}
+
+std::vector<std::string> manifests_in(const std::vector<ObjectInfo>& objects, const std::string& prefix) {
+  const std::string dir = prefix + kManifestDir;
+  std::vector<std::string> out;
+  for (const auto& o : objects) {
+    if (o.key.compare(0, dir.size(), dir) == 0 && o.key.size() > dir.size() + 5 &&
+        o.key.compare(o.key.size() - 5, 5, ".json") == 0 && o.key.find('/', dir.size()) == std::string::npos) {
+      out.push_back(o.key);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Status compact_manifests(Storage& storage, const std::string& prefix) {
+  CKPT_ASSIGN_OR_RETURN(auto objects, storage.list());
+  auto keys = manifests_in(objects, prefix);
+  std::set<std::string> newer;  // keys recorded by manifests newer than the one looked at
+  std::vector<std::string> superseded;
+  for (auto it = keys.rbegin(); it != keys.rend(); ++it) {
+    CKPT_ASSIGN_OR_RETURN(auto entries, read_manifest(storage, *it));
+    bool needed = false;
+    for (const auto& [k, e] : entries) needed = newer.insert(k).second || needed;
+    if (!needed && it != keys.rbegin()) superseded.push_back(*it);
+  }
+  for (const auto& k : superseded) CKPT_RETURN_IF_ERROR(storage.remove(k));
+  return {};
+}
+
 Result<CheckpointView> build_view(Storage& storage, const std::vector<ObjectInfo>& objects,
                                   const std::string& prefix, std::optional<uint64_t> step) {
   CheckpointView view;
@@ -114,23 +153,19 @@ Result<CheckpointView> build_view(Storage& storage, const std::vector<ObjectInfo
   std::unordered_map<std::string, uint64_t> content;
   std::vector<std::string> content_order, manifest_keys;
   std::unordered_map<std::string, std::vector<ObjectInfo>> staged;  // key -> staged copies
-  const std::string manifests = kManifestDir, staging = kStagingDir;
+  const std::string staging = kStagingDir;
   for (const auto& o : objects) {
     if (!starts_with(o.key, prefix)) continue;
     std::string rel = o.key.substr(prefix.size());
     if (!is_bookkeeping(rel)) {
       content.emplace(rel, o.size);
       content_order.push_back(rel);
-    } else if (starts_with(rel, manifests) && rel.size() > manifests.size() + 5 &&
-               rel.compare(rel.size() - 5, 5, ".json") == 0 &&
-               rel.find('/', manifests.size()) == std::string::npos) {
-      manifest_keys.push_back(o.key);
     } else if (starts_with(rel, staging)) {
       size_t slash = rel.find('/', staging.size());
       if (slash != std::string::npos) staged[rel.substr(slash + 1)].push_back(o);
     }
   }
-  std::sort(manifest_keys.begin(), manifest_keys.end());
+  manifest_keys = manifests_in(objects, prefix);
   view.manifests = manifest_keys.size();
   view.has_manifest = !manifest_keys.empty();
   if (!view.has_manifest) {
@@ -148,9 +183,7 @@ Result<CheckpointView> build_view(Storage& storage, const std::vector<ObjectInfo
   view.committed_ns = id_time(manifest_keys.back());
   std::map<std::string, ManifestEntry> recorded;
   for (const auto& mk : manifest_keys) {
-    StringSink text;
-    CKPT_RETURN_IF_ERROR(storage.get_to_sink(mk, text, {}));
-    CKPT_ASSIGN_OR_RETURN(auto entries, decode_manifest(text.data(), storage.uri_of(mk)));
+    CKPT_ASSIGN_OR_RETURN(auto entries, read_manifest(storage, mk));
     for (auto& [k, e] : entries) recorded[k] = std::move(e);  // newer manifests win
   }
   for (const auto& [key, entry] : recorded) {

@@ -42,6 +42,13 @@ std::map<uint64_t, StepEntry> steps_in(const std::vector<ObjectInfo>& objects);
 Result<CheckpointView> build_view(Storage& storage, const std::vector<ObjectInfo>& objects,
                                   const std::string& prefix, std::optional<uint64_t> step);
 
+// A manifest's records; one deleted since the listing (superseded) records nothing.
+Result<std::map<std::string, ManifestEntry>> read_manifest(Storage& storage, const std::string& key);
+
+// Deletes the manifests under prefix all of whose records newer manifests replace, so flat
+// saves into one destination do not pile up manifests that every reader must fetch.
+Status compact_manifests(Storage& storage, const std::string& prefix);
+
 // The message for a view that is not complete.
 Status incomplete_status(const CheckpointView& view);
 
