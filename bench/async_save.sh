@@ -79,12 +79,27 @@ echo "== flat layout: a save into a destination that holds a checkpoint (staged 
 for target in "$W/flat" "s3://$CKPT_TEST_BUCKET/bench-flat-$$"; do
   fresh=() again=()
   for r in 1 2 3; do
+    sync
     t0=$(now); "$CKPT" save -q --dest "$target-$r" "$W/data"; t1=$(now); fresh+=("$(ms "$t0" "$t1")")
+    sync
     t0=$(now); "$CKPT" save -q --dest "$target-$r" "$W/data"; t1=$(now); again+=("$(ms "$t0" "$t1")")
   done
   f=$(median "${fresh[@]}")
   a=$(median "${again[@]}")
   printf '%-44s empty %6s ms   replacing %6s ms   ratio %s\n' "${target%%/bench*}" "$f" "$a" "$(ratio "$a" "$f")"
 done
+# Baseline for the local case: replacing files by copy + rename costs this filesystem the same
+# (ext4 flushes a file renamed over another, and frees the old one's blocks).
+base_fresh=() base_again=()
+for r in 1 2 3; do
+  rm -rf "$W/cpmv" && mkdir -p "$W/cpmv/t" "$W/cpmv/d"
+  sync
+  t0=$(now); cp "$W"/data/* "$W/cpmv/t/" && mv "$W"/cpmv/t/* "$W/cpmv/d/"; t1=$(now); base_fresh+=("$(ms "$t0" "$t1")")
+  sync
+  t0=$(now); cp "$W"/data/* "$W/cpmv/t/" && mv "$W"/cpmv/t/* "$W/cpmv/d/"; t1=$(now); base_again+=("$(ms "$t0" "$t1")")
+done
+f=$(median "${base_fresh[@]}")
+a=$(median "${base_again[@]}")
+printf '%-44s empty %6s ms   replacing %6s ms   ratio %s\n' "baseline: cp + mv (local)" "$f" "$a" "$(ratio "$a" "$f")"
 echo "(replacing costs, per file, one server-side copy and one delete on object stores; a link"
 echo " and a rename locally)"
