@@ -65,6 +65,30 @@ ck 0 list --json "$D"
 n_complete=$(/usr/bin/python3 -c 'import json,sys; print(sum(s["state"]=="complete" for s in json.load(open(sys.argv[1]))))' "$TMP/out")
 [ "$n_complete" -le 2 ] || fail "--keep 2 left $n_complete complete steps"
 
+# Concurrent save --async calls into one destination: each is committed or replaced by a newer
+# one, the queue stays consistent, and the checkpoint is one of the snapshots, whole.
+D=$(loc concurrent)
+pids=()
+for n in 1 2 3 4; do
+  mkstate "$TMP/c$n" "conc$n"
+  "$CKPT" save -q --async --step next --keep 0 --dest "$D" "$TMP/c$n" & pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || fail "a concurrent save --async failed"; done
+ck 0 wait --dest "$D"
+status_json "$D"
+/usr/bin/python3 - "$TMP/status" <<'EOF' || fail "queue after concurrent saves: $(cat "$TMP/status")"
+import json, sys
+jobs = json.load(open(sys.argv[1]))["finished"]
+assert len(jobs) == 4, jobs
+assert all(j["state"] in ("committed", "superseded") for j in jobs), jobs
+assert jobs[-1]["state"] == "committed", jobs
+EOF
+rm -rf "$TMP/r" && mkdir "$TMP/r"
+ck 0 restore --src "$D" "$TMP/r"
+match=0
+for n in 1 2 3 4; do diff -r "$TMP/c$n" "$TMP/r" >/dev/null && match=1; done
+[ $match = 1 ] || fail "restore after concurrent saves matches none of the snapshots"
+
 # 3. While an upload cannot proceed (here: its queue's uploader lock is held, as by a running
 # uploader), wait --timeout exits 6 naming what is pending; once it can, wait sees it commit.
 D=$(loc c)
