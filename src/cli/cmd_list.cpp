@@ -16,14 +16,15 @@ std::string iso_time(int64_t ns) {
   return buf;
 }
 
-// LOCATION, else the destination, else the (first) previous checkpoint.
-std::string target_of(const std::string& location, const CliContext& ctx) {
-  if (!location.empty()) return location;
-  if (!is_unset_location(ctx.dest)) return ctx.dest;
-  for (const auto& s : ctx.sources) {
-    if (!is_unset_location(s)) return s;
+// The engine, pointed at LOCATION, else the destination, else the (first) previous checkpoint.
+Checkpointer checkpointer_for(const std::string& location, const CliContext& ctx) {
+  CheckpointConfig config = make_config(ctx);
+  config.dest = location;
+  for (size_t i = 0; config.dest.empty() && i <= ctx.sources.size(); ++i) {
+    const std::string& candidate = i == 0 ? ctx.dest : ctx.sources[i - 1];
+    if (!is_unset_location(candidate)) config.dest = candidate;
   }
-  return "";
+  return Checkpointer(std::move(config));
 }
 
 }  // namespace
@@ -36,10 +37,7 @@ void add_list_command(CLI::App& app, CliContext& ctx) {
   add_common_options(*cmd, ctx, true);
   cmd->callback([&ctx] {
     ctx.action = [&ctx] {
-      CliContext target = ctx;
-      target.dest = target_of(location, ctx);
-      Checkpointer cp(make_config(target));
-      auto rows = cp.list();
+      auto rows = checkpointer_for(location, ctx).list();
       if (!rows.ok()) return finish(rows.status(), ctx);
       if (ctx.json) {
         nlohmann::json doc = nlohmann::json::array();
@@ -81,10 +79,7 @@ void add_prune_command(CLI::App& app, CliContext& ctx) {
   add_common_options(*cmd, ctx, true);
   cmd->callback([&ctx] {
     ctx.action = [&ctx] {
-      CliContext target = ctx;
-      target.dest = target_of(location, ctx);
-      Checkpointer cp(make_config(target));
-      auto r = cp.prune(keep);
+      auto r = checkpointer_for(location, ctx).prune(keep);
       if (!r.ok()) return finish(r.status(), ctx);
       if (ctx.json) {
         print_json({{"deleted", r->deleted}, {"kept", r->kept}});
