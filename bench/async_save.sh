@@ -14,8 +14,9 @@ BUILD=${1:-$ROOT/build}
 CKPT=${CKPT:-$BUILD/ckpt}
 [ -x "$CKPT" ] || { echo "no ckpt binary at $CKPT (build first)" >&2; exit 1; }
 W=$(mktemp -d "${TMPDIR:-/var/tmp}/ckpt-bench-async.XXXXXX")
-SERVER="" XFS=""
+SERVER="" XFS="" PROXY_PID=""
 finish() {
+  [ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null || true
   [ -n "$XFS" ] && umount "$XFS" 2>/dev/null || true
   [ -n "$SERVER" ] && "$ROOT/scripts/s3_server.sh" stop "$SERVER" >/dev/null 2>&1 || true
   rm -rf "$W"
@@ -103,3 +104,24 @@ a=$(median "${base_again[@]}")
 printf '%-44s empty %6s ms   replacing %6s ms   ratio %s\n' "baseline: cp + mv (local)" "$f" "$a" "$(ratio "$a" "$f")"
 echo "(replacing costs, per file, one server-side copy and one delete on object stores; a link"
 echo " and a rename locally)"
+
+echo "== S3 requests of a flat save of 8 files (through a counting proxy, no faults)"
+/usr/bin/python3 "$ROOT/tests/s3/fault_proxy.py" --upstream "$AWS_ENDPOINT_URL" --rate 0 \
+  --port-file "$W/proxy.port" --log "$W/proxy.log" >/dev/null 2>&1 &
+PROXY_PID=$!
+for _ in $(seq 100); do [ -s "$W/proxy.port" ] && break; sleep 0.1; done
+mkdir -p "$W/small"
+for i in 1 2 3 4 5 6 7 8; do head -c $((1 << 20)) /dev/urandom >"$W/small/f$i"; done
+count() {  # label, then the command
+  local label=$1
+  shift
+  : >"$W/proxy.log"
+  "$@"
+  printf '%-28s' "$label"
+  for m in GET HEAD PUT POST DELETE; do printf ' %s %-3s' "$m" "$(grep -c " $m " "$W/proxy.log" || true)"; done
+  echo
+}
+P=s3://$CKPT_TEST_BUCKET/bench-req-$$
+count "into an empty prefix" "$CKPT" save -q --endpoint "http://127.0.0.1:$(cat "$W/proxy.port")" --dest "$P" "$W/small"
+count "replacing every file" "$CKPT" save -q --endpoint "http://127.0.0.1:$(cat "$W/proxy.port")" --dest "$P" "$W/small"
+echo "(PUT includes the server-side copies: CopyObject is a PUT with x-amz-copy-source)"

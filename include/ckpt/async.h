@@ -36,6 +36,7 @@ struct Job {
   std::string fingerprint;
   uint64_t files = 0, bytes = 0;
   bool reflinked = false;
+  bool in_place = false;         // uploaded from path itself: no snapshot to remove
   int attempts = 0;
   int pid = 0;                   // of the uploader, while running
   std::optional<uint64_t> step;  // the step it committed as
@@ -61,6 +62,9 @@ struct SaveOptions {
   // Non-empty: when PATH's fingerprint equals this, snapshot nothing and return a job with
   // state "skipped" (how `run` skips rounds in which nothing changed).
   std::string skip_if_fingerprint;
+  // Queue PATH itself, without a snapshot: for when nothing writes it any more (`run`'s final
+  // save once CMD has exited), which saves the copy.
+  bool in_place = false;
 };
 
 // The canonical form of a destination (absolute for local paths), which names its queue.
@@ -75,7 +79,7 @@ Result<Job> save(const SaveOptions& options, const std::filesystem::path& path);
 // snapshots. A destination never used asynchronously has an empty state.
 Result<QueueState> state(const std::string& dest);
 
-// Waits until nothing is queued or running (kTimeout at the deadline, with the state then).
+// Waits until nothing is queued or running; kTimeout at the deadline, naming what is pending.
 Result<QueueState> wait_idle(const std::string& dest,
                              std::optional<std::chrono::steady_clock::time_point> deadline);
 

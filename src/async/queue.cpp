@@ -115,6 +115,7 @@ json job_to_json(const Job& j, const json& config) {
               {"files", j.files},
               {"bytes", j.bytes},
               {"reflinked", j.reflinked},
+              {"in_place", j.in_place},
               {"attempts", j.attempts},
               {"pid", j.pid},
               {"step", j.step ? json(*j.step) : json()},
@@ -138,6 +139,7 @@ Job job_from_json(const json& j) {
   out.files = j.value("files", uint64_t{0});
   out.bytes = j.value("bytes", uint64_t{0});
   out.reflinked = j.value("reflinked", false);
+  out.in_place = j.value("in_place", false);
   out.attempts = j.value("attempts", 0);
   out.pid = j.value("pid", 0);
   if (j.contains("step") && j["step"].is_number()) out.step = j["step"].get<uint64_t>();
@@ -175,6 +177,11 @@ void remove_snapshot(const std::string& snapshot) {
   std::error_code ec;
   fs::remove_all(snapshot, ec);
   fs::remove(snapshot + ".queue", ec);
+}
+
+// A finished or replaced job's snapshot goes; a job uploaded in place has none.
+void discard(const Job& job) {
+  if (!job.in_place) remove_snapshot(job.snapshot);
 }
 
 // A queue opened and locked for changes.
@@ -240,14 +247,14 @@ class Queue {
         clear_slot("running.json");
         if (queued) {
           job.state = "superseded";
-          remove_snapshot(job.snapshot);
+          discard(job);
           CKPT_RETURN_IF_ERROR(finish(job));
         } else if (job.attempts >= kMaxAttempts) {
           job.state = "failed";
           job.error = Errc::kUnavailable;
           job.message = "the uploader of the save of " + job.path + " to " + dest_ + " died " +
                         std::to_string(job.attempts) + " times (killed, or out of memory?)";
-          remove_snapshot(job.snapshot);
+          discard(job);
           CKPT_RETURN_IF_ERROR(finish(job));
         } else {
           spdlog::warn("the uploader of the save of {} to {} died; uploading it again", job.path, dest_);
@@ -364,6 +371,8 @@ Job upload(const Job& job, const json& config_doc) {
 
 }  // namespace
 
+Result<Job> enqueue(const SaveOptions& options, Job job);
+
 Result<std::string> canonical_dest(const std::string& dest) {
   if (is_unset_location(dest)) {
     return Status(Errc::kInvalidArgument, "no checkpoint destination: pass --checkpoint-path or set CKPT_DEST");
@@ -380,6 +389,23 @@ Result<Job> save(const SaveOptions& options, const fs::path& path) {
   CKPT_ASSIGN_OR_RETURN(std::string dest, canonical_dest(options.config.dest));
   std::error_code ec;
   fs::path source = fs::absolute(path, ec);
+  Job job;
+  job.id = layout::new_save_id();
+  job.created_ns = now_ns();
+  job.path = path == "-" ? "stdin" : source.string();
+  if (options.in_place && path != "-") {
+    CKPT_ASSIGN_OR_RETURN(auto scanned, scan(source));
+    job.fingerprint = scanned.fingerprint;
+    if (!options.skip_if_fingerprint.empty() && job.fingerprint == options.skip_if_fingerprint) {
+      job.state = "skipped";
+      return job;
+    }
+    job.snapshot = source.string();
+    job.in_place = true;
+    job.files = scanned.files;
+    job.bytes = scanned.bytes;
+    return enqueue(options, std::move(job));
+  }
   fs::path staging = options.staging;
   if (staging.empty()) {
     const char* env = std::getenv("CKPT_STAGING");
@@ -388,11 +414,6 @@ Result<Job> save(const SaveOptions& options, const fs::path& path) {
   fs::create_directories(staging, ec);
   if (ec) return errno_status(ec.value(), "cannot create staging directory", staging.string());
   remove_stale_snapshots(staging);
-
-  Job job;
-  job.id = layout::new_save_id();
-  job.created_ns = now_ns();
-  job.path = path == "-" ? "stdin" : source.string();
   fs::path dir = staging / ("snap-" + job.id);
   Result<Snapshot> snap = Status(Errc::kInternal, "no snapshot");
   if (path == "-") {
@@ -414,12 +435,17 @@ Result<Job> save(const SaveOptions& options, const fs::path& path) {
   job.state = "queued";
   spdlog::debug("snapshot of {}: {} files, {} bytes in {:.3f} s ({})", job.path, job.files, job.bytes,
                 snap->seconds, job.reflinked ? "reflinks" : "copies");
+  return enqueue(options, std::move(job));
+}
 
+// Queues a job (replacing a queued one) and makes sure an uploader runs.
+Result<Job> enqueue(const SaveOptions& options, Job job) {
+  CKPT_ASSIGN_OR_RETURN(std::string dest, canonical_dest(options.config.dest));
   CheckpointConfig config = options.config;
   config.dest = dest;
   auto queue = Queue::open(dest);
   if (!queue.ok()) {
-    remove_snapshot(job.snapshot);
+    discard(job);
     return queue.status();
   }
   Status st = [&]() -> Status {
@@ -428,15 +454,16 @@ Result<Job> save(const SaveOptions& options, const fs::path& path) {
     if (older) {
       Job replaced = older->first;
       replaced.state = "superseded";
-      remove_snapshot(replaced.snapshot);
+      discard(replaced);
       CKPT_RETURN_IF_ERROR(queue->finish(replaced));
     }
     CKPT_RETURN_IF_ERROR(queue->put_slot("queued.json", job, config_to_json(config)));
     // Written after the job, so a concurrent cleanup never sees a sidecar without its job.
+    if (job.in_place) return Status();
     return write_file_atomic(job.snapshot + ".queue", queue->dir().string() + "\n");
   }();
   if (!st.ok()) {
-    remove_snapshot(job.snapshot);
+    discard(job);
     return st;
   }
   fs::path qdir = queue->dir();
@@ -521,7 +548,7 @@ int run_uploader(const fs::path& dir) {
         if (!queue.ok() || !queue->finish(result).ok()) return 1;
         queue->clear_slot("running.json");
       }
-      remove_snapshot(job.snapshot);
+      discard(job);
       if (result.state == "failed") {
         spdlog::error("save of {} failed: {}", job.path, result.message);
       } else {

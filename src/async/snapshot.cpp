@@ -102,6 +102,19 @@ Result<std::string> fingerprint(const fs::path& path) {
   return fingerprint_of(entries);
 }
 
+Result<Snapshot> scan(const fs::path& path) {
+  CKPT_ASSIGN_OR_RETURN(auto entries, collect(path, {}));
+  if (entries.empty()) {
+    return Status(Errc::kInvalidArgument, "nothing to save: '" + path.string() + "' has no files");
+  }
+  Snapshot snap;
+  snap.dir = path;
+  snap.fingerprint = fingerprint_of(entries);
+  snap.files = entries.size();
+  for (const auto& e : entries) snap.bytes += static_cast<uint64_t>(e.st.st_size);
+  return snap;
+}
+
 Result<Snapshot> take_snapshot(const fs::path& path, const fs::path& dir, const fs::path& staging_root,
                                int rounds, const std::string& skip_if_fingerprint) {
   auto begin = std::chrono::steady_clock::now();

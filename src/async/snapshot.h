@@ -26,6 +26,9 @@ Result<Snapshot> take_snapshot(const std::filesystem::path& path, const std::fil
                                const std::filesystem::path& staging_root, int rounds,
                                const std::string& skip_if_fingerprint);
 
+// What take_snapshot would copy, without copying: files, bytes and fingerprint of path.
+Result<Snapshot> scan(const std::filesystem::path& path);
+
 // Copies a stream into dir/_dst_cp.
 Result<Snapshot> take_stream_snapshot(ByteSource& src, const std::filesystem::path& dir);
 

@@ -72,8 +72,9 @@ void add_prune_command(CLI::App& app, CliContext& ctx) {
   static std::string location;
   static unsigned keep = 0;
   cmd->add_option("LOCATION", location, "Checkpoint location (default: --dest)");
+  // No CKPT_KEEP here: CLI11 checks every subcommand's environment variables, and a
+  // CKPT_KEEP=0 meant for saves ("keep all") would then break every command.
   cmd->add_option("--keep", keep, "Complete steps to keep (at least 1)")
-      ->envname("CKPT_KEEP")
       ->required()
       ->check(CLI::Range(1u, 1000000u));
   add_common_options(*cmd, ctx, true);

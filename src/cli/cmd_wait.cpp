@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "ckpt/async.h"
+#include "ckpt/run.h"
 #include "cli/common.h"
 
 namespace ckpt::cli {

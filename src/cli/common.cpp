@@ -166,20 +166,6 @@ void setup_logging(const CliContext& ctx) {
   spdlog::set_default_logger(logger);
 }
 
-Result<std::chrono::milliseconds> parse_duration(const std::string& text) {
-  size_t end = 0;
-  while (end < text.size() && (std::isdigit(static_cast<unsigned char>(text[end])) || text[end] == '.')) ++end;
-  std::string unit = text.substr(end);
-  double scale = unit.empty() || unit == "s" ? 1000 : unit == "ms" ? 1 : unit == "m" ? 60000 : unit == "h" ? 3600000 : -1;
-  char* stop = nullptr;
-  double value = end ? std::strtod(text.substr(0, end).c_str(), &stop) : -1;
-  if (scale < 0 || value < 0 || (stop && *stop)) {
-    return Status(Errc::kInvalidArgument,
-                  "invalid duration '" + text + "': use e.g. 500ms, 25s, 10m, 1h or a number of seconds");
-  }
-  return std::chrono::milliseconds(static_cast<int64_t>(value * scale));
-}
-
 void print_json(const nlohmann::json& doc) { std::cout << doc.dump(2) << std::endl; }
 
 std::string format_bytes(uint64_t bytes) {

@@ -1,7 +1,6 @@
 // Shared by the subcommand files: options every command takes, logging, output, exit codes.
 #pragma once
 
-#include <chrono>
 #include <functional>
 #include <string>
 #include <vector>
@@ -50,9 +49,6 @@ CheckpointConfig make_config(const CliContext& ctx);
 
 // Log level, colour (NO_COLOR) and the stderr sink, from the parsed flags.
 void setup_logging(const CliContext& ctx);
-
-// "500ms", "25s", "10m", "1h" or a plain number of seconds; anything else is a usage error.
-Result<std::chrono::milliseconds> parse_duration(const std::string& text);
 
 void print_json(const nlohmann::json& doc);
 std::string format_bytes(uint64_t bytes);

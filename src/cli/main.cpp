@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   add_inspect_command(app, ctx);
   add_list_command(app, ctx);
   add_prune_command(app, ctx);
+  add_run_command(app, ctx);
   add_wait_command(app, ctx);
   add_status_command(app, ctx);
   add_upload_command(app, ctx);
