@@ -115,6 +115,9 @@ Result<bool> copy_local_file(const std::filesystem::path& from, const std::files
 // renamed over it.
 Status write_file_atomic(const std::filesystem::path& path, std::string_view data);
 
+// "512 B", "1.5 MiB": sizes for people.
+std::string format_bytes(uint64_t bytes);
+
 // A random 16-hex-digit token for temporary names.
 std::string random_token();
 

@@ -25,7 +25,6 @@ enum class Errc {
   kFailedPrecondition,  // the state does not allow the operation (exit 1)
   kInternal,          // a bug (exit 1)
   kPending,           // `wait` timed out with saves still queued or uploading (exit 6)
-  kFinalSave,         // `run`: the final save failed or did not commit in time (exit 7)
 };
 
 std::string_view errc_name(Errc code);

@@ -67,7 +67,6 @@ int exit_code(Errc code) {
     case Errc::kNoCheckpoint: return 4;
     case Errc::kCorrupt: return 5;
     case Errc::kPending: return 6;
-    case Errc::kFinalSave: return 7;
     default: return 1;
   }
 }
@@ -168,21 +167,5 @@ void setup_logging(const CliContext& ctx) {
 
 void print_json(const nlohmann::json& doc) { std::cout << doc.dump(2) << std::endl; }
 
-std::string format_bytes(uint64_t bytes) {
-  static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  if (u == 0) {
-    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
-  } else {
-    std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
-  }
-  return buf;
-}
 
 }  // namespace ckpt::cli

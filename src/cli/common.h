@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ckpt/checkpoint.h"
+#include "ckpt/io.h"
 #include "ckpt/status.h"
 
 namespace ckpt::cli {
@@ -51,7 +52,6 @@ CheckpointConfig make_config(const CliContext& ctx);
 void setup_logging(const CliContext& ctx);
 
 void print_json(const nlohmann::json& doc);
-std::string format_bytes(uint64_t bytes);
 
 // Subcommands, one file each.
 void add_save_command(CLI::App& app, CliContext& ctx);

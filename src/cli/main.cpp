@@ -14,7 +14,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.footer(
       "Exit status: 0 ok, 1 error, 2 usage error, 3 no previous checkpoint configured,\n"
-      "4 previous checkpoint configured but nothing there, 5 checkpoint incomplete or corrupt.\n"
+      "4 previous checkpoint configured but nothing there, 5 checkpoint incomplete or corrupt,\n"
+      "6 wait timed out, 7 run's final save failed (else run exits with CMD's status).\n"
       "See ckpt(1) for locations, environment variables and the on-storage layout.");
   CliContext ctx;
   add_save_command(app, ctx);

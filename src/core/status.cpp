@@ -22,7 +22,6 @@ std::string_view errc_name(Errc code) {
     case Errc::kFailedPrecondition: return "failed precondition";
     case Errc::kInternal: return "internal error";
     case Errc::kPending: return "pending";
-    case Errc::kFinalSave: return "final save failed";
   }
   return "unknown";
 }

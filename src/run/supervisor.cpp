@@ -27,6 +27,7 @@
 #include <spdlog/spdlog.h>
 
 #include "ckpt/async.h"
+#include "ckpt/io.h"
 #include "ckpt/run.h"
 #include "ckpt/uri.h"
 
@@ -61,23 +62,6 @@ std::string iso_time(std::chrono::system_clock::time_point t) {
   std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &utc);
   std::snprintf(out, sizeof out, "%s.%03dZ", date, static_cast<int>(ms % 1000));
   return out;
-}
-
-std::string human_bytes(uint64_t bytes) {
-  static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  if (u == 0) {
-    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
-  } else {
-    std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
-  }
-  return buf;
 }
 
 std::string human_duration(milliseconds d) {
@@ -117,7 +101,7 @@ std::string status_text(int status) {
 }
 
 std::string files_text(uint64_t n, uint64_t bytes) {
-  return std::to_string(n) + (n == 1 ? " file, " : " files, ") + human_bytes(bytes);
+  return std::to_string(n) + (n == 1 ? " file, " : " files, ") + format_bytes(bytes);
 }
 
 bool has_files(const fs::path& dir) {
