@@ -8,8 +8,8 @@
 trials=${CKPT_CRASH_TRIALS:-25}
 mkdir -p "$TMP/v1" "$TMP/v2"
 for i in 1 2 3 4 5 6; do
-  mkfile "$TMP/v1/part$i" 4096
-  mkfile "$TMP/v2/part$i" 4096
+  mkfile "$TMP/v1/part$i" 8192
+  mkfile "$TMP/v2/part$i" 8192
 done
 mkfile "$TMP/v2/new-in-v2" 512
 for mode in flat steps; do
@@ -22,7 +22,7 @@ for mode in flat steps; do
     "$CKPT" save -q -j 2 "${opts[@]}" --dest "$D" "$TMP/v2" &
     pid=$!
     # Anywhere from before the first byte to after the manifest.
-    sleep "0.$(printf '%03d' $((RANDOM % 70)))"
+    sleep "0.$(printf %03d $((RANDOM % 50)))"
     kill -9 "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     for reader in exists restore; do
