@@ -9,7 +9,7 @@ build_pkgs=(build-essential cmake ninja-build pkg-config git ca-certificates
   libcli11-dev libspdlog-dev nlohmann-json3-dev doctest-dev libxxhash-dev
   libcurl4-openssl-dev libssl-dev libtinyxml2-dev libtorch-dev)
 test_pkgs=(python3 python3-torch groff-base man-db util-linux procps time hyperfine
-  ceph-mon ceph-osd radosgw libgoogle-perftools4 clang libclang-rt-14-dev chromium)
+  ceph-mon ceph-osd radosgw libgoogle-perftools4 clang libclang-rt-14-dev chromium zsh fish)
 
 pkgs=("${build_pkgs[@]}")
 [ "${1:-}" = "--test" ] && pkgs+=("${test_pkgs[@]}")

@@ -66,6 +66,7 @@ void add_run_command(CLI::App& app, CliContext& ctx);
 void add_wait_command(CLI::App& app, CliContext& ctx);  // cmd_wait.cpp, with status, __upload
 void add_status_command(CLI::App& app, CliContext& ctx);
 void add_upload_command(CLI::App& app, CliContext& ctx);
+void add_completion_command(CLI::App& app, CliContext& ctx);  // cmd_completion.cpp
 // PyTorchCheckpoint commands (src/cli/cmd_{encode,decode,literal}.cpp), built with CKPT_WITH_TORCH.
 void add_encode_command(CLI::App& app, CliContext& ctx);
 void add_decode_command(CLI::App& app, CliContext& ctx);

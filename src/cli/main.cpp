@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   add_decode_command(app, ctx);
   add_literal_command(app, ctx);
 #endif
+  add_completion_command(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
