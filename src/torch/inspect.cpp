@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "ckpt/io.h"
 #include "ckpt/torch/pytorch_checkpoint.h"
 #include "ckpt/torch/torch_file.h"
 #include "stats_client.h"
@@ -85,18 +86,6 @@ std::string optimizer_kind(const Value& opt) {
   return "unknown";
 }
 
-std::string fmt_bytes(uint64_t b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(b);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-  return buf;
-}
 
 std::string shape_str(const nlohmann::json& shape) {
   std::string s = "[";
@@ -273,7 +262,7 @@ std::string render_text(const nlohmann::json& s) {
   std::ostringstream o;
   o << "Format:      " << s.value("format", "?") << " (version " << s.value("version", "?")
     << ", prefix '" << s.value("archive_prefix", "") << "/', "
-    << fmt_bytes(s.value("file_size", 0ull)) << ")\n";
+    << format_bytes(s.value("file_size", 0ull)) << ")\n";
   o << "Kind:        " << s.value("kind", "?") << "\n";
   o << "Top-level:   ";
   const auto& keys = s["top_level_keys"];
@@ -297,7 +286,7 @@ std::string render_text(const nlohmann::json& s) {
   for (const auto& t : s["tensors"]) {
     std::snprintf(line, sizeof line, "  %-*s  %-10s  %-20s  %10s", static_cast<int>(w),
                   t["name"].get<std::string>().c_str(), t["dtype"].get<std::string>().c_str(),
-                  shape_str(t["shape"]).c_str(), fmt_bytes(t["nbytes"].get<uint64_t>()).c_str());
+                  shape_str(t["shape"]).c_str(), format_bytes(t["nbytes"].get<uint64_t>()).c_str());
     o << line << (stats ? "  " + stats_text(t) : std::string()) << "\n";
   }
   o << "\nTotals by dtype:\n";
@@ -305,11 +294,11 @@ std::string render_text(const nlohmann::json& s) {
     std::snprintf(line, sizeof line, "  %-10s %6llu tensors %14llu elements %12s\n", dt.c_str(),
                   static_cast<unsigned long long>(d["tensors"].get<uint64_t>()),
                   static_cast<unsigned long long>(d["elements"].get<uint64_t>()),
-                  fmt_bytes(d["bytes"].get<uint64_t>()).c_str());
+                  format_bytes(d["bytes"].get<uint64_t>()).c_str());
     o << line;
   }
   o << "Parameters:  " << s.value("parameter_count", 0ull) << " elements in "
-    << s.value("storage_count", 0ull) << " storages (" << fmt_bytes(s.value("storage_bytes", 0ull))
+    << s.value("storage_count", 0ull) << " storages (" << format_bytes(s.value("storage_bytes", 0ull))
     << ")\n";
   if (!s["optimizer"].is_null()) {
     const auto& opt = s["optimizer"];
@@ -342,7 +331,7 @@ std::string render_html(const nlohmann::json& s) {
   o << "<h1>PyTorch checkpoint: " << html_escape(s.value("archive_prefix", "")) << "</h1>\n";
   o << "<p id=\"summary\">" << html_escape(s.value("format", "")) << ", version "
     << html_escape(s.value("version", "")) << ", kind <b>" << html_escape(s.value("kind", ""))
-    << "</b>, " << fmt_bytes(s.value("file_size", 0ull)) << ", " << s["tensors"].size()
+    << "</b>, " << format_bytes(s.value("file_size", 0ull)) << ", " << s["tensors"].size()
     << " tensors, <span id=\"parameter-count\">" << s.value("parameter_count", 0ull)
     << "</span> parameters</p>\n";
   if (!s["unsafe_globals"].empty()) {
@@ -382,7 +371,7 @@ std::string render_html(const nlohmann::json& s) {
        "dtype</h2><table><tr><th>dtype</th><th>tensors</th><th>elements</th><th>size</th></tr>";
   for (const auto& [dt, d] : s["totals_by_dtype"].items()) {
     o << "<tr><td>" << html_escape(dt) << "</td><td class=n>" << d["tensors"] << "</td><td class=n>"
-      << d["elements"] << "</td><td class=n>" << fmt_bytes(d["bytes"].get<uint64_t>())
+      << d["elements"] << "</td><td class=n>" << format_bytes(d["bytes"].get<uint64_t>())
       << "</td></tr>";
   }
   const bool stats = !s["tensors"].empty() && s["tensors"][0].contains("stats");
@@ -393,7 +382,7 @@ std::string render_html(const nlohmann::json& s) {
   for (const auto& t : s["tensors"]) {
     o << "<tr><td>" << html_escape(t["name"].get<std::string>()) << "</td><td>"
       << html_escape(t["dtype"].get<std::string>()) << "</td><td>" << shape_str(t["shape"])
-      << "</td><td class=n>" << fmt_bytes(t["nbytes"].get<uint64_t>()) << "</td>";
+      << "</td><td class=n>" << format_bytes(t["nbytes"].get<uint64_t>()) << "</td>";
     if (stats) {
       if (!t.contains("stats") || t["stats"].is_null()) {
         o << "<td colspan=6>" << html_escape(t.value("stats_error", std::string("n/a")))
