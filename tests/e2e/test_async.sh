@@ -7,10 +7,14 @@
 
 export CKPT_STATE_DIR="$TMP/state"
 status_json() { "$CKPT" status --json --dest "$1" >"$TMP/status"; }
-uploader_pid() {  # DEST: waits until an upload runs and prints its pid
+uploader_pid() {  # DEST: waits until an upload runs and prints its pid (nothing if it is over)
   for _ in $(seq 1 200); do
     status_json "$1"
-    pid=$(/usr/bin/python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["running"]; print(r["pid"] if r else "")' "$TMP/status")
+    pid=$(/usr/bin/python3 -c 'import json,sys
+d = json.load(open(sys.argv[1]))
+if d["running"]: print(d["running"]["pid"])
+elif not d["queued"] and d["finished"]: print("done")' "$TMP/status")
+    [ "$pid" = done ] && return 0
     [ -n "$pid" ] && { echo "$pid"; return 0; }
     sleep 0.02
   done
@@ -120,10 +124,11 @@ for t in 1 2 3 4 5 6 7 8 9 10; do
   D=$(loc "kill$t")
   ck 0 save --dest "$D" "$TMP/v1"
   rm -rf "$W" && cp -r "$TMP/v2" "$W"
-  ck 0 save --async -j 1 --dest "$D" "$W"
+  # --fsync: uploads that last long enough for the kills to land inside them.
+  ck 0 save --async --fsync -j 1 --dest "$D" "$W"
   pid=$(uploader_pid "$D")
   sleep "0.0$((RANDOM % 5))"
-  kill -9 "$pid" 2>/dev/null || true
+  if [ -n "$pid" ]; then kill -9 "$pid" 2>/dev/null || true; fi
   rm -rf "$TMP/r" && mkdir "$TMP/r"
   code=0
   "$CKPT" restore -q --src "$D" "$TMP/r" >/dev/null 2>"$TMP/err" || code=$?
