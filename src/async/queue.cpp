@@ -545,10 +545,12 @@ int run_uploader(const fs::path& dir) {
       Job result = upload(job, next->second);
       {
         auto queue = Queue::open_dir(dir, "");
-        if (!queue.ok() || !queue->finish(result).ok()) return 1;
+        if (!queue.ok()) return 1;
+        // Gone before the job is: whoever sees the queue idle finds no snapshot left.
+        discard(job);
+        if (!queue->finish(result).ok()) return 1;
         queue->clear_slot("running.json");
       }
-      discard(job);
       if (result.state == "failed") {
         spdlog::error("save of {} failed: {}", job.path, result.message);
       } else {
